@@ -1,0 +1,52 @@
+# LiveProof: `make run` and `make test` work on a fresh machine with Python 3.11+ and Node/npm.
+# Everything is installed into the checkout: .venv/ and node_modules/.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8545
+PYTEST_ARGS ?=
+
+.PHONY: run test lint install clean devnet-up devnet-down gas-report
+
+# The installs are keyed on their manifests, so a second `make` skips them.
+$(BIN)/liveproof: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: $(BIN)/liveproof node_modules/.package-lock.json
+
+run: install
+	$(BIN)/liveproof devnet up --port $(PORT)
+	LIVEPROOF_RPC_URL=http://127.0.0.1:$(PORT) $(BIN)/liveproof deploy
+	@echo
+	@echo "Devnet on http://127.0.0.1:$(PORT) with the contracts deployed (deployments/31337.json)."
+	@echo "Try: $(BIN)/liveproof gas-report    Stop it: $(BIN)/liveproof devnet down"
+
+test: install
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/liveproof compile --check
+
+devnet-up: install
+	$(BIN)/liveproof devnet up --port $(PORT)
+
+devnet-down: install
+	$(BIN)/liveproof devnet down --port $(PORT)
+
+gas-report: install
+	$(BIN)/liveproof gas-report
+
+clean:
+	-$(BIN)/liveproof devnet down --port $(PORT)
+	rm -rf $(VENV) node_modules .liveproof .pytest_cache .mypy_cache .ruff_cache
