@@ -1,0 +1,23 @@
+"""The ``liveproof`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from scripts.chain_commands import compile_command, deploy_command, gas_report_command
+from scripts.devnet_commands import devnet_app
+
+app = typer.Typer(
+    name="liveproof",
+    help="LiveProof: ledger-backed provenance for live-streaming e-commerce.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("compile")(compile_command)
+app.command("deploy")(deploy_command)
+app.command("gas-report")(gas_report_command)
+app.add_typer(devnet_app, name="devnet")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

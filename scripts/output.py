@@ -1,0 +1,59 @@
+"""Console output and exit codes shared by the ``liveproof`` commands.
+
+Exit codes follow sigstore's verify CLI: 0 all good, 1 something failed verification,
+2 bad usage or unreachable input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from chain.errors import LiveProofError, VerificationError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+T = TypeVar("T")
+
+
+def ok(item: str) -> None:
+    """Print ``OK: <item>``."""
+    console.print(f"[green]OK[/green]: {item}")
+
+
+def fail(item: str, why: str) -> None:
+    """Print ``FAIL: <item>: <why>``."""
+    console.print(f"[red]FAIL[/red]: {item}: {why}")
+
+
+def die(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print ``error: <message>`` to stderr and exit with ``code``."""
+    err_console.print(f"[red]error[/red]: {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def errors_as_exit_codes() -> Iterator[None]:
+    """Turn LiveProof errors into a one-line message and the matching exit code."""
+    try:
+        yield
+    except VerificationError as exc:
+        die(str(exc), EXIT_FAILED)
+    except LiveProofError as exc:
+        die(str(exc), EXIT_USAGE)
+
+
+def run(fn: Callable[[], T]) -> T:
+    """Call ``fn`` under :func:`errors_as_exit_codes`."""
+    with errors_as_exit_codes():
+        return fn()
+    raise AssertionError("unreachable")  # pragma: no cover

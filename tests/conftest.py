@@ -1,0 +1,109 @@
+"""Shared fixtures: one anvil per test session, accounts, a fresh deployment, and a chain
+snapshot reverted after every test so tests never see each other's transactions."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from chain.clients import AnchorRegistryClient, ProvenanceRegistryClient, SaleLedgerClient
+from chain.clients.base import relayer_for
+from chain.connect import connect
+from chain.deploy import Deployment, deploy
+from chain.devnet import DevnetInfo, throwaway_anvil
+from chain.keys import ANVIL_DEV_KEYS, account_from_key
+from chain.relayer import Relayer
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """The dev accounts by role (anvil's well-known keys, funded on every devnet)."""
+
+    admin: LocalAccount
+    brand: LocalAccount
+    certifier: LocalAccount
+    anchor: LocalAccount
+    anchor2: LocalAccount
+    stranger: LocalAccount
+    relayer: LocalAccount
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[DevnetInfo]:
+    """A throw-away anvil for the whole test session (no state file)."""
+    with throwaway_anvil() as info:
+        yield info
+
+
+@pytest.fixture(scope="session")
+def w3(anvil: DevnetInfo) -> Web3:
+    """Web3 connected to the session's anvil."""
+    return connect(anvil.rpc_url)
+
+
+@pytest.fixture(scope="session")
+def accounts() -> Accounts:
+    """Dev accounts by role."""
+    keys = [account_from_key(k) for k in ANVIL_DEV_KEYS[:7]]
+    return Accounts(*keys)
+
+
+@pytest.fixture(scope="session")
+def deployment(w3: Web3, accounts: Accounts) -> Deployment:
+    """The three contracts deployed once per session; the relayer account records and operates."""
+    directory = Path(tempfile.mkdtemp(prefix="liveproof-deploy-"))
+    dep, _ = deploy(
+        w3,
+        accounts.admin,
+        recorder=accounts.relayer.address,
+        operator=accounts.relayer.address,
+        directory=directory,
+    )
+    return dep
+
+
+@pytest.fixture(autouse=True)
+def _chain_snapshot(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Revert the session chain after each test that used it."""
+    if "w3" not in request.fixturenames:
+        yield
+        return
+    w3: Web3 = request.getfixturevalue("w3")
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    yield
+    w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def relayers(w3: Web3, accounts: Accounts) -> dict[str, Relayer]:
+    """A relayer per account role; fresh per test because snapshots rewind nonces."""
+    return {
+        name: relayer_for(w3, getattr(accounts, name))
+        for name in ("admin", "brand", "certifier", "anchor", "anchor2", "stranger", "relayer")
+    }
+
+
+@pytest.fixture
+def provenance(
+    w3: Web3, deployment: Deployment, relayers: dict[str, Relayer]
+) -> ProvenanceRegistryClient:
+    """ProvenanceRegistry client sending as the admin."""
+    return deployment.provenance(w3, relayers["admin"])
+
+
+@pytest.fixture
+def anchors(w3: Web3, deployment: Deployment, relayers: dict[str, Relayer]) -> AnchorRegistryClient:
+    """AnchorRegistry client sending as the admin."""
+    return deployment.anchors(w3, relayers["admin"])
+
+
+@pytest.fixture
+def ledger(w3: Web3, deployment: Deployment, relayers: dict[str, Relayer]) -> SaleLedgerClient:
+    """SaleLedger client sending as the recorder (the relayer account)."""
+    return deployment.ledger(w3, relayers["relayer"])
