@@ -47,7 +47,7 @@ class ReceiptKind(IntEnum):
 
 
 def buyer_commitment(salt: bytes, buyer_ref: bytes) -> bytes:
-    """``keccak256(abi.encode(bytes32 salt, bytes32 buyerRef))``; the salt goes only to the buyer."""
+    """``keccak256(abi.encode(bytes32 salt, bytes32 buyerRef))``; only the buyer gets the salt."""
     if len(salt) != 32 or len(buyer_ref) != 32:
         raise LeafEncodingError("salt and buyer reference must be 32 bytes each")
     return keccak(salt + buyer_ref)
