@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any, Final
@@ -37,6 +38,15 @@ def load_artifact(name: str) -> dict[str, Any]:
 def artifact_hash(name: str) -> str:
     """keccak256 of the artifact file's bytes, recorded in deployment files."""
     return "0x" + keccak(artifact_path(name).read_bytes()).hex()
+
+
+def abi_type(item: Mapping[str, Any]) -> str:
+    """The canonical ABI type of an ABI input entry (tuples spelled out), as in signatures."""
+    kind: str = item["type"]
+    if kind.startswith("tuple"):
+        inner = ",".join(abi_type(c) for c in item["components"])
+        return f"({inner}){kind[5:]}"
+    return kind
 
 
 def abi_of(name: str) -> list[dict[str, Any]]:

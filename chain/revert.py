@@ -7,21 +7,14 @@ from typing import Any, NoReturn
 
 from eth_abi.abi import decode
 from eth_hash.auto import keccak
+from eth_utils.address import to_checksum_address
 from web3.exceptions import ContractLogicError
 
 from chain import contract_errors
-from chain.artifacts import DEPLOYED_CONTRACTS, abi_of
+from chain.artifacts import DEPLOYED_CONTRACTS, abi_of, abi_type
 from chain.errors import TransactionFailedError
 
 _ErrorSpec = tuple[type[contract_errors.ContractError], list[str]]
-
-
-def _abi_type(item: dict[str, Any]) -> str:
-    kind: str = item["type"]
-    if kind.startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in item["components"])
-        return f"({inner}){kind[5:]}"
-    return kind
 
 
 @cache
@@ -32,7 +25,7 @@ def error_selectors() -> dict[bytes, _ErrorSpec]:
         for item in abi_of(name):
             if item["type"] != "error":
                 continue
-            types = [_abi_type(i) for i in item["inputs"]]
+            types = [abi_type(i) for i in item["inputs"]]
             selector = keccak(f"{item['name']}({','.join(types)})".encode())[:4]
             cls = contract_errors.ERRORS_BY_NAME.get(item["name"])
             if cls is None:
@@ -62,7 +55,12 @@ def decode_revert(data: bytes) -> contract_errors.ContractError:
         values = decode(types, data[4:])
     except Exception:
         return contract_errors.UnknownContractError(data)
-    return cls(*values)
+    # eth_abi decodes addresses in lower case; web3 and the clients use checksummed ones.
+    return cls(*(_checksum(v) if t == "address" else v for t, v in zip(types, values, strict=True)))
+
+
+def _checksum(value: Any) -> Any:
+    return to_checksum_address(value) if isinstance(value, str) else value
 
 
 def revert_data(exc: BaseException) -> bytes | None:
