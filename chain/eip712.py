@@ -171,8 +171,17 @@ def sign(account: LocalAccount, data: dict[str, Any]) -> bytes:
     return bytes(signed.signature)
 
 
+#: Half the secp256k1 order: the contracts (OpenZeppelin ECDSA) refuse any larger ``s``.
+SECP256K1_HALF_N: Final = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
 def recover(data: dict[str, Any], signature: bytes) -> str:
-    """The address that signed ``data`` (checksummed)."""
+    """The address that signed ``data`` (checksummed); refuses what the contracts refuse:
+    a signature that is not 65 bytes or whose ``s`` is in the upper half (malleable)."""
+    if len(signature) != 65:
+        raise ValueError(f"signature must be 65 bytes, got {len(signature)}")
+    if int.from_bytes(signature[32:64], "big") > SECP256K1_HALF_N:
+        raise ValueError("signature has a high s value (malleable); the contracts refuse it")
     return str(Account.recover_message(encode_typed_data(full_message=data), signature=signature))
 
 

@@ -75,6 +75,9 @@ def _chain_snapshot(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     w3: Web3 = request.getfixturevalue("w3")
+    # Session fixtures must exist before the snapshot, or reverting it would wipe them while
+    # pytest keeps them cached.
+    request.getfixturevalue("deployment")
     snapshot = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
     yield
     w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]

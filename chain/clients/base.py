@@ -13,8 +13,8 @@ from web3.exceptions import ContractLogicError
 from web3.types import TxReceipt
 
 from chain.artifacts import abi_of
-from chain.errors import ConfigurationError
-from chain.revert import raise_decoded
+from chain.errors import ConfigurationError, TransactionRevertedError
+from chain.revert import raise_decoded, raise_for_revert
 
 if TYPE_CHECKING:
     from chain.relayer import Relayer
@@ -73,7 +73,22 @@ class ContractClient:
     def _send(self, name: str, *args: Any, gas: int | None = None) -> TxReceipt:
         if self.relayer is None:
             raise ConfigurationError(f"{self.contract_name} client has no relayer to send {name}")
-        return self.relayer.transact(self._fn(name, *args), gas=gas)
+        fn = self._fn(name, *args)
+        try:
+            return self.relayer.transact(fn, gas=gas)
+        except TransactionRevertedError as exc:
+            # Estimation passed but the mined call reverted (state moved in between, or gas
+            # was given): replay it on the block's parent state to recover the custom error.
+            self._explain_mined_revert(fn, exc)
+            raise
+
+    def _explain_mined_revert(self, fn: ContractFunction, exc: TransactionRevertedError) -> None:
+        assert self.relayer is not None
+        block = int(exc.receipt["blockNumber"])
+        try:
+            fn.call({"from": self.relayer.address}, block_identifier=max(block - 1, 0))
+        except ContractLogicError as replayed:
+            raise_for_revert(replayed)
 
     def _sent(self, receipt: TxReceipt, value: T) -> Sent[T]:
         return Sent(

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -19,28 +16,12 @@ from chain.connect import (
     require_connection,
     rpc_url_from_env,
 )
-from chain.devnet import DevnetInfo, free_port, live_children, throwaway_anvil
+from chain.devnet import DevnetInfo, free_port
 from chain.errors import ConfigurationError, RpcUnavailableError
 from chain.keys import ETH_TESTER_DEV_KEYS, LOCAL_CHAIN_IDS, account_from_key
 from chain.relayer import Relayer
 
-
-@pytest.fixture(autouse=True)
-def _no_leaked_anvils() -> Iterator[None]:
-    """Fail the test if an anvil it started is still running once it is over."""
-    before = set(live_children())
-    yield
-    leaked = set(live_children()) - before
-    for pgid in leaked:
-        os.killpg(pgid, signal.SIGKILL)
-    assert not leaked, f"test left anvil process groups running: {sorted(leaked)}"
-
-
-@pytest.fixture
-def fresh_anvil() -> Iterator[DevnetInfo]:
-    """A stateless anvil of this test's own (the session ``anvil`` is shared)."""
-    with throwaway_anvil() as info:
-        yield info
+pytestmark = pytest.mark.usefixtures("no_leaked_anvils")
 
 
 def test_embedded_is_one_funded_chain_per_process() -> None:

@@ -26,19 +26,10 @@ from chain.devnet import (
 from chain.errors import ConfigurationError, ToolNotFoundError
 from chain.paths import node_bin, project_root, state_dir
 
+pytestmark = pytest.mark.usefixtures("no_leaked_anvils")
+
 SINK = Web3.to_checksum_address("0x000000000000000000000000000000000000dead")
 Starter = Callable[..., DevnetInfo]
-
-
-@pytest.fixture(autouse=True)
-def _no_leaked_anvils() -> Iterator[None]:
-    """Fail the test if an anvil it started is still running once it is over."""
-    before = set(live_children())
-    yield
-    leaked = set(live_children()) - before
-    for pgid in leaked:
-        os.killpg(pgid, signal.SIGKILL)
-    assert not leaked, f"test left anvil process groups running: {sorted(leaked)}"
 
 
 @pytest.fixture

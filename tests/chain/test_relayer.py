@@ -5,8 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
-import signal
 import threading
 import time
 from collections import Counter
@@ -28,7 +26,6 @@ from chain.connect import connect
 from chain.devnet import (
     DevnetInfo,
     free_port,
-    live_children,
     start_anvil,
     stop_anvil,
     throwaway_anvil,
@@ -43,23 +40,7 @@ from chain.errors import (
 from chain.keys import ANVIL_DEV_KEYS, account_from_key
 from chain.relayer import Relayer, RetryPolicy, classify_error
 
-
-@pytest.fixture(autouse=True)
-def _no_leaked_anvils() -> Iterator[None]:
-    """Fail the test if an anvil it started is still running once it is over."""
-    before = set(live_children())
-    yield
-    leaked = set(live_children()) - before
-    for pgid in leaked:
-        os.killpg(pgid, signal.SIGKILL)
-    assert not leaked, f"test left anvil process groups running: {sorted(leaked)}"
-
-
-@pytest.fixture
-def fresh_anvil() -> Iterator[DevnetInfo]:
-    """A stateless anvil of this test's own (the session ``anvil`` is shared)."""
-    with throwaway_anvil() as info:
-        yield info
+pytestmark = pytest.mark.usefixtures("no_leaked_anvils")
 
 
 SINK = Web3.to_checksum_address("0x000000000000000000000000000000000000dead")
