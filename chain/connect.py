@@ -110,6 +110,8 @@ def endpoint_of(w3: Web3) -> str:
 
 def redact_url(url: str) -> str:
     """Drop user info, path and query from a URL: hosted RPCs put API keys there."""
+    if url.strip() == EMBEDDED:
+        return EMBEDDED
     parts = urlsplit(url)
     if not parts.scheme or not parts.hostname:
         return "<unparseable URL>"

@@ -74,6 +74,7 @@ def test_unsupported_urls(url: str, match: str) -> None:
 
 def test_redact_url_hides_credentials_and_api_keys() -> None:
     assert redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
+    assert redact_url("embedded") == "embedded"
     assert redact_url("https://mainnet.infura.io/v3/abc123") == "https://mainnet.infura.io/***"
     assert redact_url("https://user:pw@rpc.example:8443/") == "https://rpc.example:8443/***"
     assert redact_url("https://rpc.example/?key=abc") == "https://rpc.example/***"
