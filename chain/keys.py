@@ -148,3 +148,17 @@ def _from_keystore_path(path: Path, password: str | None) -> LocalAccount:
             f"keystore {path} needs a password: pass one or set ${KEYSTORE_PASSWORD_ENV}"
         )
     return account_from_keystore(path, secret)
+
+
+def account_or_dev_key(source: str | None, chain_id: int, *, what: str = "account") -> LocalAccount:
+    """``source`` loaded with :func:`load_account`, or on a local devnet its first funded dev
+    account; elsewhere a missing source is an error (dev keys are never a default there)."""
+    if source:
+        return load_account(source)
+    if chain_id == ANVIL_CHAIN_ID:
+        return account_from_key(ANVIL_DEV_KEYS[0])
+    if chain_id == ETH_TESTER_CHAIN_ID:
+        return account_from_key(ETH_TESTER_DEV_KEYS[0])
+    raise ConfigurationError(
+        f"chain {chain_id} is not a local devnet: configure a funded {what} key"
+    )

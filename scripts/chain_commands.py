@@ -13,14 +13,7 @@ from web3 import Web3
 from chain.artifacts import DEPLOYED_CONTRACTS
 from chain.compile import build_artifacts, check_artifacts, write_artifacts
 from chain.connect import connect, redact_url, require_connection, rpc_url_from_env
-from chain.errors import ConfigurationError
-from chain.keys import (
-    ANVIL_CHAIN_ID,
-    ANVIL_DEV_KEYS,
-    ETH_TESTER_CHAIN_ID,
-    ETH_TESTER_DEV_KEYS,
-    load_account,
-)
+from chain.keys import account_or_dev_key
 from scripts.output import EXIT_FAILED, console, errors_as_exit_codes, fail, ok
 
 DEPLOYER_KEY_ENV = "LIVEPROOF_DEPLOYER_KEY"
@@ -46,16 +39,8 @@ def deployer_account(w3: Web3, key: str | None) -> LocalAccount:
     """The deploying account: ``--key``, else ``$LIVEPROOF_DEPLOYER_KEY``, else a dev key on a
     local chain. Dev keys on other chains are refused by the relayer."""
     source = key or (DEPLOYER_KEY_ENV if os.environ.get(DEPLOYER_KEY_ENV) else None)
-    if source is not None:
-        return load_account(source)
-    chain_id = int(w3.eth.chain_id)
-    if chain_id == ANVIL_CHAIN_ID:
-        return load_account(ANVIL_DEV_KEYS[0])
-    if chain_id == ETH_TESTER_CHAIN_ID:
-        return load_account(ETH_TESTER_DEV_KEYS[0])
-    raise ConfigurationError(
-        f"chain {chain_id} is not a local devnet: "
-        f"give a funded deployer with --key or ${DEPLOYER_KEY_ENV}"
+    return account_or_dev_key(
+        source, int(w3.eth.chain_id), what=f"deployer (--key or ${DEPLOYER_KEY_ENV})"
     )
 
 

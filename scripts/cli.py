@@ -6,6 +6,7 @@ import typer
 
 from scripts.chain_commands import compile_command, deploy_command, gas_report_command
 from scripts.devnet_commands import devnet_app
+from scripts.service_commands import committer_command, db_app, keys_app, serve_command
 
 app = typer.Typer(
     name="liveproof",
@@ -17,6 +18,10 @@ app.command("compile")(compile_command)
 app.command("deploy")(deploy_command)
 app.command("gas-report")(gas_report_command)
 app.add_typer(devnet_app, name="devnet")
+app.command("serve")(serve_command)
+app.command("committer")(committer_command)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
 
 
 if __name__ == "__main__":  # pragma: no cover

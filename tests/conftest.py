@@ -55,16 +55,26 @@ def accounts() -> Accounts:
 
 
 @pytest.fixture(scope="session")
-def deployment(w3: Web3, accounts: Accounts) -> Deployment:
-    """The three contracts deployed once per session; the relayer account records and operates."""
-    directory = Path(tempfile.mkdtemp(prefix="liveproof-deploy-"))
+def deployments_dir() -> Path:
+    """Where the session's deployment file is written."""
+    return Path(tempfile.mkdtemp(prefix="liveproof-deploy-"))
+
+
+@pytest.fixture(scope="session")
+def deployment(w3: Web3, accounts: Accounts, deployments_dir: Path) -> Deployment:
+    """The three contracts deployed once per session. The relayer account records, operates
+    sessions and, like the platform's relayer behind the API, also holds the registries'
+    admin role so that it can register brands, certifiers and anchors."""
     dep, _ = deploy(
         w3,
         accounts.admin,
         recorder=accounts.relayer.address,
         operator=accounts.relayer.address,
-        directory=directory,
+        directory=deployments_dir,
     )
+    admin = relayer_for(w3, accounts.admin)
+    dep.provenance(w3, admin).grant_role("DEFAULT_ADMIN_ROLE", accounts.relayer.address)
+    dep.anchors(w3, admin).grant_role("DEFAULT_ADMIN_ROLE", accounts.relayer.address)
     return dep
 
 

@@ -1,0 +1,80 @@
+"""The FastAPI application: ``create_app()`` for uvicorn, tests and ``liveproof serve``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.body_limit import BodySizeLimit
+from api.committer import Committer
+from api.config import Settings, get_settings
+from api.problems import install_problem_handlers
+from api.routes import api_router, root_router
+from api.state import AppState, build_state
+
+log = logging.getLogger("liveproof.api")
+
+DESCRIPTION = """
+LiveProof links every order placed in a live room to a receipt committed on an Ethereum
+chain, and relays brands', certifiers' and anchors' EIP-712 signed actions to the contracts.
+
+* **Auth**: `Authorization: Bearer <API key>`; keys have one role (admin, brand, certifier,
+  ingest, auditor) and are created with `liveproof keys create --role ...`. Shopper reads
+  (receipts, batches, products) are public.
+* **Errors** are RFC 9457 `application/problem+json` with a stable `type`
+  (`urn:liveproof:problem:<slug>`); a refused request writes nothing.
+* **Idempotency**: `POST /v1/orders`, `/v1/orders/bulk` and `/v1/refunds` need an
+  `Idempotency-Key`; a retry with the same key and body gets the first response again.
+"""
+
+
+def start_committer(state: AppState) -> tuple[Committer, threading.Thread]:
+    """Run a committer thread; it leads only when it wins the leader lock."""
+    committer = Committer(
+        state.write_engine,
+        state.gateway,
+        batch_size=state.settings.batch_size,
+        interval=state.settings.batch_interval,
+    )
+    thread = threading.Thread(target=committer.run_forever, name="committer", daemon=True)
+    thread.start()
+    return committer, thread
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the database must already be migrated (``liveproof db upgrade``)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = build_state(settings)
+        app.state.liveproof = state
+        state.writer.start()
+        committer = None
+        if settings.run_committer:
+            committer, thread = start_committer(state)
+            state.committer = committer
+        try:
+            yield
+        finally:
+            if committer is not None:
+                committer.stop()
+                thread.join(timeout=30)
+            state.writer.stop()
+            state.engine.dispose()
+
+    app = FastAPI(
+        title="LiveProof API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(api_router)
+    app.include_router(root_router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

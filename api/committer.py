@@ -1,0 +1,358 @@
+"""The outbox committer: seal pending receipts into Merkle batches and commit them on-chain.
+
+A batch goes through two database states:
+
+1. **sealed** — in one transaction the receipts leave the outbox, get their batch root, and
+   the batch row is written. Nothing has been sent yet.
+2. **committed** — after ``commitBatch(root, count)`` (or ``recordReceipt(leaf)`` for a batch
+   of one) is mined with the configured confirmations, the batch row gets its transaction and
+   block, and every receipt its proof.
+
+A crash between the two leaves a sealed batch. Before sending anything new the committer
+*reconciles*: for each sealed batch it asks the ledger whether the root is there (the ledger
+refuses a root twice, so asking is enough); if it is, the batch is marked committed from the
+``BatchCommitted`` event, else the same root is sent again. It also re-checks recently
+committed batches, so a chain that rolled back (an anvil killed before dumping its state)
+gets its vanished batches again. Nothing is lost and nothing is committed twice.
+
+Only one committer runs at a time across processes and servers: the leader lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import col
+from web3 import Web3
+
+from api.chain_gateway import ChainGateway, ChainLink
+from api.locks import LeaderLock
+from api.models import Batch, BatchStatus, Outbox, Receipt, ReceiptStatus
+from chain.contract_errors import BatchAlreadyCommitted, ReceiptAlreadyRecorded
+from chain.errors import LiveProofError
+from chain.merkle import StandardMerkleTree
+from chain.receipts import LEAF_TYPES
+
+log = logging.getLogger("liveproof.committer")
+
+#: Committed batches younger than this many blocks are re-checked at start-up (rollbacks).
+RECHECK_BLOCKS = 256
+
+_LEAF_COLUMNS = (
+    col(Receipt.id),
+    col(Receipt.receipt_id),
+    col(Receipt.kind),
+    col(Receipt.refers_to),
+    col(Receipt.room_hash),
+    col(Receipt.session_hash),
+    col(Receipt.product_id),
+    col(Receipt.endorsement_id),
+    col(Receipt.quantity),
+    col(Receipt.unit_price),
+    col(Receipt.currency),
+    col(Receipt.ordered_at),
+    col(Receipt.buyer_commitment),
+)
+
+
+def leaf_values(row: Any) -> tuple[Any, ...]:
+    """A receipt row (``_LEAF_COLUMNS`` order, id first) as leaf v1 values."""
+    return (
+        bytes.fromhex(row[1][2:]),
+        int(row[2]),
+        bytes.fromhex(row[3][2:]),
+        bytes.fromhex(row[4][2:]),
+        bytes.fromhex(row[5][2:]),
+        bytes.fromhex(row[6][2:]),
+        bytes.fromhex(row[7][2:]),
+        int(row[8]),
+        int(row[9]),
+        str(row[10]).encode("ascii"),
+        int(row[11]),
+        bytes.fromhex(row[12][2:]),
+    )
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What one committer pass did."""
+
+    sealed: int = 0
+    committed: int = 0
+    receipts: int = 0
+
+
+class Committer:
+    """Seals and commits batches; call :meth:`run_once` or run :meth:`run_forever` in a thread."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        gateway: ChainGateway,
+        *,
+        batch_size: int,
+        interval: float,
+        name: str = "committer",
+    ) -> None:
+        self.engine = engine
+        self.gateway = gateway
+        self.batch_size = batch_size
+        self.interval = interval
+        self.leader = LeaderLock(engine, name)
+        self._reconciled = False
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+
+    # ------------------------------------------------------------------ loop
+
+    def run_forever(self) -> None:
+        """Lead when possible and commit every ``interval`` seconds until :meth:`stop`."""
+        while not self._stop.is_set():
+            if not self.leader.try_acquire():
+                self._reconciled = False
+                self._stop.wait(self.interval)
+                continue
+            try:
+                self.run_once()
+            except LiveProofError as exc:
+                log.warning("committer pass failed (will retry): %s", exc)
+                self.gateway.reset()
+                self._reconciled = False
+            except Exception:
+                log.exception("committer pass failed (will retry)")
+                self.gateway.reset()
+                self._reconciled = False
+            self._wake.wait(self.interval)
+            self._wake.clear()
+        self.leader.release()
+
+    def stop(self) -> None:
+        """Ask :meth:`run_forever` to finish its pass and return."""
+        self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Start the next pass now (an immediate receipt arrived)."""
+        self._wake.set()
+
+    def run_once(self) -> CommitResult:
+        """Reconcile once, then seal and commit until the outbox is drained."""
+        link = self.gateway.link()
+        committed = 0
+        receipts = 0
+        if not self._reconciled:
+            committed += self.reconcile(link)
+            self._reconciled = True
+        sealed = 0
+        while True:
+            root = self.seal_batch()
+            if root is None:
+                break
+            sealed += 1
+            receipts += self.commit_sealed(link, root)
+            committed += 1
+        return CommitResult(sealed=sealed, committed=committed, receipts=receipts)
+
+    # ------------------------------------------------------------------ sealing
+
+    def seal_batch(self) -> str | None:
+        """Move up to ``batch_size`` outbox receipts into a new sealed batch; its root or None.
+
+        Receipts flagged ``immediate`` are sealed alone (recorded with ``recordReceipt``)."""
+        with self.engine.begin() as conn:
+            first = conn.execute(
+                select(col(Outbox.receipt_pk), col(Outbox.immediate))
+                .order_by(col(Outbox.immediate).desc(), col(Outbox.receipt_pk))
+                .limit(1)
+            ).first()
+            if first is None:
+                return None
+            if first[1]:
+                pks = [int(first[0])]
+            else:
+                pks = [
+                    int(pk)
+                    for pk in conn.execute(
+                        select(col(Outbox.receipt_pk))
+                        .where(col(Outbox.immediate).is_(False))
+                        .order_by(col(Outbox.receipt_pk))
+                        .limit(self.batch_size)
+                    ).scalars()
+                ]
+            rows = self._leaf_rows(conn, pks)
+            tree = StandardMerkleTree.of([leaf_values(r) for r in rows], LEAF_TYPES)
+            root = tree.root_hex
+            conn.execute(
+                Batch.__table__.insert().values(  # type: ignore[attr-defined]
+                    root=root,
+                    count=len(rows),
+                    single=len(rows) == 1 and bool(first[1]),
+                    status=BatchStatus.SEALED.value,
+                    sealed_at=time.time(),
+                )
+            )
+            conn.execute(update(Receipt).where(col(Receipt.id).in_(pks)).values(batch_root=root))
+            conn.execute(delete(Outbox).where(col(Outbox.receipt_pk).in_(pks)))
+        return root
+
+    def _leaf_rows(self, conn: Connection, pks: list[int]) -> list[Any]:
+        rows = list(
+            conn.execute(
+                select(*_LEAF_COLUMNS).where(col(Receipt.id).in_(pks)).order_by(col(Receipt.id))
+            )
+        )
+        if len(rows) != len(pks):
+            raise LiveProofError(f"outbox names {len(pks)} receipts, found {len(rows)}")
+        return rows
+
+    # ------------------------------------------------------------------ committing
+
+    def commit_sealed(self, link: ChainLink, root: str) -> int:
+        """Send a sealed batch (unless the chain has it) and record the commit; receipt count."""
+        with self.engine.connect() as conn:
+            batch = conn.execute(
+                select(col(Batch.count), col(Batch.single)).where(col(Batch.root) == root)
+            ).one()
+        count, single = int(batch[0]), bool(batch[1])
+        root_bytes = bytes.fromhex(root[2:])
+        state = link.ledger.batch(root_bytes)
+        if state.committed:
+            tx_hash, block_number = self._find_commit_tx(link, root_bytes, state.block_number)
+        else:
+            try:
+                sent = self.gateway.send(
+                    lambda lk: (
+                        lk.ledger.record_receipt(root_bytes)
+                        if single
+                        else lk.ledger.commit_batch(root_bytes, count)
+                    )
+                )
+                tx_hash, block_number = sent.tx_hash, sent.block_number
+            except (BatchAlreadyCommitted, ReceiptAlreadyRecorded):
+                # Another sender got there between our check and our send.
+                state = link.ledger.batch(root_bytes)
+                tx_hash, block_number = self._find_commit_tx(link, root_bytes, state.block_number)
+        self._wait_confirmations(link, block_number)
+        return self._record_commit(link, root, tx_hash, block_number)
+
+    def _wait_confirmations(self, link: ChainLink, block_number: int) -> None:
+        while link.w3.eth.block_number < block_number + link.confirmations:
+            if self._stop.wait(0.5):
+                raise LiveProofError("stopped while waiting for confirmations")
+
+    def _find_commit_tx(self, link: ChainLink, root: bytes, block_number: int) -> tuple[str, int]:
+        ledger = link.deployment.address("SaleLedger")
+        logs = link.w3.eth.get_logs(
+            {
+                "address": Web3.to_checksum_address(ledger),
+                "fromBlock": block_number,
+                "toBlock": block_number,
+                "topics": [None, "0x" + root.hex()],
+            }
+        )
+        if not logs:
+            raise LiveProofError(f"root 0x{root.hex()} is committed but no event was found")
+        return "0x" + bytes(logs[0]["transactionHash"]).hex(), int(logs[0]["blockNumber"])
+
+    def _record_commit(self, link: ChainLink, root: str, tx_hash: str, block_number: int) -> int:
+        with self.engine.connect() as conn:
+            rows = list(
+                conn.execute(
+                    select(*_LEAF_COLUMNS)
+                    .where(col(Receipt.batch_root) == root)
+                    .order_by(col(Receipt.id))
+                )
+            )
+        tree = StandardMerkleTree.of([leaf_values(r) for r in rows], LEAF_TYPES)
+        if tree.root_hex != root:
+            raise LiveProofError(f"batch {root} rebuilds to {tree.root_hex}: refusing to record")
+        now = time.time()
+        proofs = [
+            {
+                "b_pk": row[0],
+                "b_proof": orjson.dumps(["0x" + p.hex() for p in tree.get_proof(i)]).decode(),
+            }
+            for i, row in enumerate(rows)
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(Receipt)
+                .where(col(Receipt.id) == bindparam("b_pk"))
+                .values(
+                    status=ReceiptStatus.COMMITTED.value,
+                    proof=bindparam("b_proof"),
+                    committed_at=now,
+                ),
+                proofs,
+            )
+            conn.execute(
+                update(Batch)
+                .where(col(Batch.root) == root)
+                .values(
+                    status=BatchStatus.COMMITTED.value,
+                    tx_hash=tx_hash,
+                    block_number=block_number,
+                    committed_at=now,
+                    chain_id=link.chain_id,
+                    ledger=link.deployment.address("SaleLedger"),
+                )
+            )
+        return len(rows)
+
+    # ------------------------------------------------------------------ reconciliation
+
+    def reconcile(self, link: ChainLink) -> int:
+        """Settle sealed batches and re-send committed ones the chain lost; batches settled."""
+        head = link.w3.eth.block_number
+        with self.engine.begin() as conn:
+            recent = list(
+                conn.execute(
+                    select(col(Batch.root)).where(
+                        col(Batch.status) == BatchStatus.COMMITTED.value,
+                        col(Batch.block_number) >= max(head - RECHECK_BLOCKS, 0),
+                    )
+                ).scalars()
+            )
+            recent += list(
+                conn.execute(
+                    select(col(Batch.root)).where(
+                        col(Batch.status) == BatchStatus.COMMITTED.value,
+                        col(Batch.block_number) > head,
+                    )
+                ).scalars()
+            )
+            vanished = [
+                r for r in set(recent) if not link.ledger.batch(bytes.fromhex(r[2:])).committed
+            ]
+            if vanished:
+                log.warning(
+                    "%d committed batches are gone from the chain: re-sending", len(vanished)
+                )
+                conn.execute(
+                    update(Batch)
+                    .where(col(Batch.root).in_(vanished))
+                    .values(status=BatchStatus.SEALED.value, tx_hash=None, block_number=None)
+                )
+                conn.execute(
+                    update(Receipt)
+                    .where(col(Receipt.batch_root).in_(vanished))
+                    .values(status=ReceiptStatus.PENDING.value, proof=None, committed_at=None)
+                )
+        with self.engine.connect() as conn:
+            sealed = list(
+                conn.execute(
+                    select(col(Batch.root))
+                    .where(col(Batch.status) == BatchStatus.SEALED.value)
+                    .order_by(col(Batch.sealed_at))
+                ).scalars()
+            )
+        for root in sealed:
+            self.commit_sealed(link, root)
+        return len(sealed)

@@ -1,0 +1,81 @@
+"""FastAPI dependencies: ``StateDep``, ``SessionDep``, ``PrincipalDep`` and role guards."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlmodel import Session, SQLModel
+
+from api.auth import Principal, forbidden
+from api.models import Role
+from api.state import AppState
+
+
+async def get_state(request: Request) -> AppState:
+    """The process's :class:`AppState`."""
+    state: AppState = request.app.state.liveproof
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_session(state: StateDep) -> Iterator[Session]:
+    """A session for reading. Write with :func:`save` or a ``WriteSessionDep`` instead: a read
+    transaction that later writes can fail on SQLite when another writer got in between."""
+    with Session(state.engine, expire_on_commit=False) as session:
+        yield session
+
+
+def get_write_session(state: StateDep) -> Iterator[Session]:
+    """A session whose transaction takes SQLite's write lock at its first statement: for
+    short read-then-write work only, never around a chain transaction."""
+    with Session(state.write_engine, expire_on_commit=False) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+WriteSessionDep = Annotated[Session, Depends(get_write_session)]
+
+
+def save(state: AppState, *rows: SQLModel) -> None:
+    """Insert or update ``rows`` in one short write transaction."""
+    with Session(state.write_engine, expire_on_commit=False) as session:
+        for row in rows:
+            session.merge(row)
+        session.commit()
+
+
+async def get_principal(
+    state: StateDep,
+    authorization: Annotated[
+        str | None, Header(description="Bearer API key", examples=["Bearer lpk_..."])
+    ] = None,
+) -> Principal:
+    """The caller's API key, verified (async: the hot path must not wait for a thread)."""
+    return state.keys.verify(authorization)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that admits only keys with one of ``roles``."""
+    allowed = set(roles)
+
+    async def guard(principal: PrincipalDep) -> Principal:
+        if principal.role not in allowed:
+            names = ", ".join(sorted(r.value for r in allowed))
+            raise forbidden(f"this needs a key with role {names}, not {principal.role.value}")
+        return principal
+
+    return guard
+
+
+AdminDep = Annotated[Principal, Depends(require(Role.ADMIN))]
+IngestDep = Annotated[Principal, Depends(require(Role.INGEST))]
+BrandDep = Annotated[Principal, Depends(require(Role.BRAND))]
+CertifierDep = Annotated[Principal, Depends(require(Role.CERTIFIER))]
+AuditorDep = Annotated[Principal, Depends(require(Role.AUDITOR, Role.ADMIN))]

@@ -1,0 +1,388 @@
+"""Order ingest: validate, build the receipt leaf, and write it with its outbox row.
+
+The write path is a *group commit*: requests hand their rows to one writer thread per
+process, which commits whatever has queued up in one transaction, then answers them all.
+An order, its receipt leaf, its outbox row and its idempotency record are always in the same
+transaction, so a crash keeps all or none of them.
+
+Idempotency is optimistic: nothing is read before writing. A retried key fails the primary
+key of ``idempotency_keys``; that item alone is then answered from the stored first response
+(or refused when the retry's body differs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
+
+from api.lookups import Lookups
+from api.models import IdempotencyRecord, Outbox, Receipt
+from api.models.receipts import OrderCreate, ReceiptStatus, RefundCreate
+from api.problems import ProblemError
+from api.receipt_codes import encode as encode_code
+from chain.actions import label_hash, product_id_of
+from chain.receipts import ReceiptKind, ReceiptLeaf, buyer_commitment
+
+log = logging.getLogger("liveproof.ingest")
+
+_ZERO32 = "0x" + "00" * 32
+_MAX_GROUP = 5_000
+
+
+def _h(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def _b(value: str) -> bytes:
+    return bytes.fromhex(value[2:])
+
+
+@dataclass
+class Prepared:
+    """A receipt ready to insert, and the response its caller gets."""
+
+    row: dict[str, Any]
+    response: dict[str, Any]
+    immediate: bool = False
+
+
+@dataclass
+class WriteJob:
+    """One request's rows: written together, answered together."""
+
+    items: list[Prepared]
+    key_pk: int
+    idempotency_key: str | None
+    request_sha256: str
+    status_code: int
+    body: bytes
+    future: Future[tuple[int, bytes]] = field(default_factory=Future)
+
+
+def request_digest(raw: bytes) -> str:
+    """SHA-256 of a request body, to tell a retry from a different request under one key."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+class ReceiptFactory:
+    """Turns validated orders and refunds into receipt rows."""
+
+    def __init__(self, lookups: Lookups, public_url: str) -> None:
+        self.lookups = lookups
+        self.public_url = public_url.rstrip("/")
+
+    def order(self, order: OrderCreate, *, key_pk: int, now: float) -> Prepared:
+        """A sale receipt for ``order``; raises a problem for unknown or foreign references."""
+        room = self.lookups.room(order.room_id)
+        if room is None or room.owner_key_pk != key_pk:
+            raise ProblemError(404, "room-not-found", "No such room", f"room {order.room_id!r}")
+        live = self.lookups.session(order.session_id)
+        if live is None or live.room_id != order.room_id:
+            raise ProblemError(
+                422,
+                "session-not-in-room",
+                "No such live session in this room",
+                f"session {order.session_id!r} in room {order.room_id!r}",
+            )
+        if live.closed:
+            raise ProblemError(
+                409, "session-closed", "The live session is closed", order.session_id
+            )
+        if order.gtin is not None:
+            product_id = _h(product_id_of(int(order.gtin)))
+        else:
+            assert order.product_id is not None
+            product_id = order.product_id
+        if not self.lookups.product_exists(product_id):
+            raise ProblemError(
+                422, "unknown-product", "No such product", order.gtin or order.product_id
+            )
+        endorsement_id = order.endorsement_id or _ZERO32
+        if order.endorsement_id is not None:
+            endorsed = self.lookups.endorsement_product(order.endorsement_id)
+            if endorsed is None:
+                raise ProblemError(
+                    422, "unknown-endorsement", "No such endorsement", order.endorsement_id
+                )
+            if endorsed != product_id:
+                raise ProblemError(
+                    422,
+                    "endorsement-product-mismatch",
+                    "The endorsement is for another product",
+                    f"endorsement {order.endorsement_id} endorses {endorsed}",
+                )
+        salt = os.urandom(32)
+        buyer_ref = order.buyer_ref or ""
+        leaf = ReceiptLeaf(
+            receipt_id=os.urandom(32),
+            kind=ReceiptKind.SALE,
+            refers_to=bytes(32),
+            room_id=_b(room.room_hash),
+            session_id=_b(live.session_hash),
+            product_id=_b(product_id),
+            endorsement_id=_b(endorsement_id),
+            quantity=order.quantity,
+            unit_price=order.unit_price,
+            currency=order.currency.encode("ascii"),
+            ordered_at=order.ordered_at if order.ordered_at is not None else int(now),
+            buyer_commitment=buyer_commitment(salt, label_hash(buyer_ref)),
+        )
+        return self._prepared(
+            leaf,
+            room_id=order.room_id,
+            session_id=order.session_id,
+            order_ref=order.order_ref,
+            buyer_ref=order.buyer_ref,
+            salt=salt,
+            key_pk=key_pk,
+            now=now,
+            immediate=order.immediate,
+        )
+
+    def refund(self, sale: Receipt, refund: RefundCreate, *, key_pk: int, now: float) -> Prepared:
+        """A refund receipt of ``refund.quantity`` units of ``sale``."""
+        leaf = ReceiptLeaf(
+            receipt_id=os.urandom(32),
+            kind=ReceiptKind.REFUND,
+            refers_to=_b(sale.receipt_id),
+            room_id=_b(sale.room_hash),
+            session_id=_b(sale.session_hash),
+            product_id=_b(sale.product_id),
+            endorsement_id=_b(sale.endorsement_id),
+            quantity=refund.quantity,
+            unit_price=sale.unit_price,
+            currency=sale.currency.encode("ascii"),
+            ordered_at=refund.refunded_at if refund.refunded_at is not None else int(now),
+            buyer_commitment=_b(sale.buyer_commitment),
+        )
+        return self._prepared(
+            leaf,
+            room_id=sale.room_id,
+            session_id=sale.session_id,
+            order_ref=refund.order_ref,
+            buyer_ref=None,
+            salt=None,
+            key_pk=key_pk,
+            now=now,
+            immediate=False,
+        )
+
+    def _prepared(
+        self,
+        leaf: ReceiptLeaf,
+        *,
+        room_id: str,
+        session_id: str,
+        order_ref: str | None,
+        buyer_ref: str | None,
+        salt: bytes | None,
+        key_pk: int,
+        now: float,
+        immediate: bool,
+    ) -> Prepared:
+        receipt_id = _h(leaf.receipt_id)
+        leaf_hash = _h(leaf.leaf_hash())
+        code = encode_code(leaf.receipt_id)
+        row = {
+            "receipt_id": receipt_id,
+            "kind": int(leaf.kind),
+            "refers_to": _h(leaf.refers_to),
+            "room_id": room_id,
+            "room_hash": _h(leaf.room_id),
+            "session_id": session_id,
+            "session_hash": _h(leaf.session_id),
+            "product_id": _h(leaf.product_id),
+            "endorsement_id": _h(leaf.endorsement_id),
+            "quantity": leaf.quantity,
+            "unit_price": leaf.unit_price,
+            "currency": leaf.currency.decode("ascii"),
+            "ordered_at": leaf.ordered_at,
+            "buyer_commitment": _h(leaf.buyer_commitment),
+            "leaf_hash": leaf_hash,
+            "order_ref": order_ref,
+            "buyer_ref": buyer_ref,
+            "salt": _h(salt) if salt is not None else None,
+            "status": ReceiptStatus.PENDING.value,
+            "accepted_at": now,
+            "ingest_key_id": key_pk,
+        }
+        response = {
+            "receipt_code": code,
+            "receipt_id": receipt_id,
+            "kind": "sale" if leaf.kind == ReceiptKind.SALE else "refund",
+            "status": ReceiptStatus.PENDING.value,
+            "order_ref": order_ref,
+            "leaf_hash": leaf_hash,
+            "salt": row["salt"],
+            "buyer_commitment": row["buyer_commitment"],
+            "receipt_url": f"{self.public_url}/v1/receipts/{code}",
+            "accepted_at": now,
+        }
+        return Prepared(row, response, immediate)
+
+
+class ReceiptWriter:
+    """One writer thread per process that group-commits receipt rows."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._queue: queue.SimpleQueue[WriteJob | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="receipt-writer", daemon=True)
+        self._started = False
+        self._start_lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the writer thread (idempotent)."""
+        with self._start_lock:
+            if not self._started:
+                self._thread.start()
+                self._started = True
+
+    def stop(self, timeout: float = 10) -> None:
+        """Finish queued jobs and stop."""
+        if self._started:
+            self._queue.put(None)
+            self._thread.join(timeout)
+
+    def submit(self, job: WriteJob) -> Future[tuple[int, bytes]]:
+        """Queue a job; its future resolves to the (status, body) to answer with."""
+        self.start()
+        self._queue.put(job)
+        return job.future
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            jobs = [first]
+            rows = len(first.items)
+            stop = False
+            while rows < _MAX_GROUP:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                jobs.append(nxt)
+                rows += len(nxt.items)
+            self._write_group(jobs)
+            if stop:
+                return
+
+    def _write_group(self, jobs: list[WriteJob]) -> None:
+        try:
+            self._write(jobs)
+        except IntegrityError:
+            # Someone in the group retried a key or reused an order_ref: settle one by one.
+            for job in jobs:
+                self._write_alone(job)
+            return
+        except Exception as exc:
+            log.exception("receipt write failed")
+            for job in jobs:
+                job.future.set_exception(exc)
+            return
+        for job in jobs:
+            job.future.set_result((job.status_code, job.body))
+
+    def _write_alone(self, job: WriteJob) -> None:
+        try:
+            self._write([job])
+        except IntegrityError as exc:
+            try:
+                job.future.set_result(self._replay_or_refuse(job, exc))
+            except Exception as replay_error:
+                job.future.set_exception(replay_error)
+            return
+        except Exception as exc:
+            job.future.set_exception(exc)
+            return
+        job.future.set_result((job.status_code, job.body))
+
+    def _write(self, jobs: Sequence[WriteJob]) -> None:
+        rows = [item.row for job in jobs for item in job.items]
+        immediate = [item.immediate for job in jobs for item in job.items]
+        idempotency = [
+            {
+                "key_id": job.key_pk,
+                "idempotency_key": job.idempotency_key,
+                "request_sha256": job.request_sha256,
+                "status_code": job.status_code,
+                "response": job.body.decode(),
+                "created_at": time.time(),
+            }
+            for job in jobs
+            if job.idempotency_key is not None
+        ]
+        with self.engine.begin() as conn:
+            ids = (
+                conn.execute(
+                    insert(Receipt).returning(col(Receipt.id), sort_by_parameter_order=True),
+                    rows,
+                )
+                .scalars()
+                .all()
+            )
+            now = time.time()
+            conn.execute(
+                insert(Outbox),
+                [
+                    {"receipt_pk": pk, "immediate": flag, "enqueued_at": now}
+                    for pk, flag in zip(ids, immediate, strict=True)
+                ],
+            )
+            if idempotency:
+                conn.execute(insert(IdempotencyRecord), idempotency)
+
+    def _replay_or_refuse(self, job: WriteJob, exc: IntegrityError) -> tuple[int, bytes]:
+        if job.idempotency_key is not None:
+            with self.engine.connect() as conn:
+                stored = conn.execute(
+                    select(
+                        col(IdempotencyRecord.request_sha256),
+                        col(IdempotencyRecord.status_code),
+                        col(IdempotencyRecord.response),
+                    ).where(
+                        col(IdempotencyRecord.key_id) == job.key_pk,
+                        col(IdempotencyRecord.idempotency_key) == job.idempotency_key,
+                    )
+                ).first()
+            if stored is not None:
+                if stored[0] != job.request_sha256:
+                    raise ProblemError(
+                        422,
+                        "idempotency-key-reused",
+                        "Idempotency-Key reused with a different request",
+                        "a retry must repeat the first request exactly",
+                    )
+                return int(stored[1]), str(stored[2]).encode()
+        if "order_ref" in str(exc.orig) or "uq_receipts_room_order_ref" in str(exc.orig):
+            raise ProblemError(
+                409,
+                "duplicate-order-ref",
+                "An order with this order_ref exists in the room",
+                "order_ref must be unique per room",
+            )
+        raise ProblemError(409, "conflict", "The request conflicts with stored data")
+
+
+def encode_body(payload: Any) -> bytes:
+    """Serialise a response body (the same bytes are stored for idempotent replays)."""
+    return orjson.dumps(payload)

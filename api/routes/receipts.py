@@ -1,0 +1,56 @@
+"""Public receipt reads by receipt code, with the proof bundle once committed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlmodel import col, select
+
+from api.bundles import proof_bundle, receipt_view
+from api.deps import SessionDep
+from api.models import Batch, Receipt
+from api.models.receipts import ReceiptPublic
+from api.problems import ProblemError
+from api.receipt_codes import decode
+
+router = APIRouter(prefix="/receipts", tags=["receipts"])
+
+
+def _load(session: SessionDep, code: str) -> tuple[Receipt, Batch | None]:
+    receipt_id = "0x" + decode(code).hex()
+    receipt = session.exec(select(Receipt).where(col(Receipt.receipt_id) == receipt_id)).first()
+    if receipt is None:
+        raise ProblemError(404, "receipt-not-found", "No such receipt", code)
+    batch = session.get(Batch, receipt.batch_root) if receipt.batch_root else None
+    return receipt, batch
+
+
+@router.get(
+    "/{code}",
+    response_model=ReceiptPublic,
+    summary="A receipt: pending or committed, with batch, block, transaction and proof",
+    responses={404: {"description": "No such receipt"}},
+)
+def get_receipt(code: str, session: SessionDep) -> dict[str, Any]:
+    """Anyone holding the code may read the receipt (it carries no personal data)."""
+    receipt, batch = _load(session, code)
+    return receipt_view(receipt, batch)
+
+
+@router.get(
+    "/{code}/proof",
+    summary="The receipt's proof bundle (liveproof-receipt-proof/1)",
+    responses={
+        404: {"description": "No such receipt"},
+        409: {"description": "Not committed yet"},
+    },
+)
+def get_proof_bundle(code: str, session: SessionDep) -> dict[str, Any]:
+    """A JSON document anyone can check against the chain without this API."""
+    receipt, batch = _load(session, code)
+    if batch is None or batch.status != "committed" or receipt.proof is None:
+        raise ProblemError(
+            409, "receipt-pending", "The receipt is not committed yet", "try again in a moment"
+        )
+    return proof_bundle(receipt, batch)
