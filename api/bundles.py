@@ -8,6 +8,7 @@ import orjson
 
 from api.models import Batch, Receipt
 from api.receipt_codes import encode as encode_code
+from chain.merkle import proof_from_tree
 from chain.receipts import LEAF_TYPES, ReceiptKind, ReceiptLeaf
 
 BUNDLE_FORMAT = "liveproof-receipt-proof/1"
@@ -35,6 +36,26 @@ def leaf_of(receipt: Receipt) -> ReceiptLeaf:
     )
 
 
+_TREES: dict[str, tuple[bytes, ...]] = {}
+
+
+def batch_tree(batch: Batch) -> tuple[bytes, ...]:
+    """A batch's Merkle tree nodes (parsed once per process: a root's tree never changes)."""
+    nodes = _TREES.get(batch.root)
+    if nodes is None:
+        nodes = tuple(bytes.fromhex(h[2:]) for h in orjson.loads(batch.tree))
+        if len(_TREES) > 4_096:
+            _TREES.clear()
+        _TREES[batch.root] = nodes
+    return nodes
+
+
+def receipt_proof(receipt: Receipt, batch: Batch) -> list[str]:
+    """The receipt's Merkle proof, read from its batch's tree."""
+    leaf = bytes.fromhex(receipt.leaf_hash[2:])
+    return ["0x" + node.hex() for node in proof_from_tree(batch_tree(batch), leaf)]
+
+
 def receipt_view(receipt: Receipt, batch: Batch | None) -> dict[str, Any]:
     """A receipt as anyone may see it: no buyer reference, no salt."""
     committed = batch is not None and batch.status == "committed"
@@ -48,7 +69,7 @@ def receipt_view(receipt: Receipt, batch: Batch | None) -> dict[str, Any]:
         "batch_root": receipt.batch_root if committed else None,
         "tx_hash": batch.tx_hash if committed and batch else None,
         "block_number": batch.block_number if committed and batch else None,
-        "proof": orjson.loads(receipt.proof) if committed and receipt.proof else None,
+        "proof": receipt_proof(receipt, batch) if committed and batch else None,
         "accepted_at": receipt.accepted_at,
         "committed_at": receipt.committed_at,
     }
@@ -56,7 +77,6 @@ def receipt_view(receipt: Receipt, batch: Batch | None) -> dict[str, Any]:
 
 def proof_bundle(receipt: Receipt, batch: Batch) -> dict[str, Any]:
     """The self-contained proof of a committed receipt, checkable with any RPC of the chain."""
-    assert receipt.proof is not None
     return {
         "format": BUNDLE_FORMAT,
         "chainId": batch.chain_id,
@@ -67,5 +87,5 @@ def proof_bundle(receipt: Receipt, batch: Batch) -> dict[str, Any]:
         "blockNumber": batch.block_number,
         "leafTypes": list(LEAF_TYPES),
         "leaf": leaf_of(receipt).to_json(),
-        "proof": orjson.loads(receipt.proof),
+        "proof": receipt_proof(receipt, batch),
     }

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col
 from web3 import Web3
@@ -115,8 +115,7 @@ class Committer:
     def run_forever(self) -> None:
         """Lead when possible and commit every ``interval`` seconds until :meth:`stop`."""
         while not self._stop.is_set():
-            if not self.leader.try_acquire():
-                self._reconciled = False
+            if not self._lead():
                 self._stop.wait(self.interval)
                 continue
             try:
@@ -133,6 +132,18 @@ class Committer:
             self._wake.clear()
         self.leader.release()
 
+    def _lead(self) -> bool:
+        """Hold the leader lock (taking it if free); False while another process leads."""
+        try:
+            if self.leader.held:
+                return True
+            # A new term: whatever an earlier leader left sealed is settled before new work.
+            self._reconciled = False
+            return self.leader.try_acquire()
+        except Exception as exc:  # the database is down: keep trying, never let the loop die
+            log.warning("leader lock unavailable (will retry): %s", exc)
+            return False
+
     def stop(self) -> None:
         """Ask :meth:`run_forever` to finish its pass and return."""
         self._stop.set()
@@ -147,17 +158,22 @@ class Committer:
         link = self.gateway.link()
         committed = 0
         receipts = 0
-        if not self._reconciled:
-            committed += self.reconcile(link)
-            self._reconciled = True
         sealed = 0
-        while True:
-            root = self.seal_batch()
-            if root is None:
-                break
-            sealed += 1
-            receipts += self.commit_sealed(link, root)
-            committed += 1
+        try:
+            if not self._reconciled:
+                committed += self.reconcile(link)
+                self._reconciled = True
+            while True:
+                root = self.seal_batch()
+                if root is None:
+                    break
+                sealed += 1
+                receipts += self.commit_sealed(link, root)
+                committed += 1
+        except BaseException:
+            # A batch this pass sealed may be left uncommitted: the next pass reconciles first.
+            self._reconciled = False
+            raise
         return CommitResult(sealed=sealed, committed=committed, receipts=receipts)
 
     # ------------------------------------------------------------------ sealing
@@ -167,26 +183,30 @@ class Committer:
 
         Receipts flagged ``immediate`` are sealed alone (recorded with ``recordReceipt``)."""
         with self.engine.begin() as conn:
+            # SKIP LOCKED (PostgreSQL; SQLite's writers queue at BEGIN): a leader that lost its
+            # lock mid-pass may still be sealing, and must not claim the same receipts.
             first = conn.execute(
-                select(col(Outbox.receipt_pk), col(Outbox.immediate))
-                .order_by(col(Outbox.immediate).desc(), col(Outbox.receipt_pk))
+                select(col(Outbox.receipt_id), col(Outbox.immediate))
+                .order_by(col(Outbox.immediate).desc(), col(Outbox.enqueued_at))
                 .limit(1)
+                .with_for_update(skip_locked=True)
             ).first()
             if first is None:
                 return None
             if first[1]:
-                pks = [int(first[0])]
+                ids = [str(first[0])]
             else:
-                pks = [
-                    int(pk)
-                    for pk in conn.execute(
-                        select(col(Outbox.receipt_pk))
+                ids = [
+                    str(receipt_id)
+                    for receipt_id in conn.execute(
+                        select(col(Outbox.receipt_id))
                         .where(col(Outbox.immediate).is_(False))
-                        .order_by(col(Outbox.receipt_pk))
+                        .order_by(col(Outbox.enqueued_at), col(Outbox.receipt_id))
                         .limit(self.batch_size)
+                        .with_for_update(skip_locked=True)
                     ).scalars()
                 ]
-            rows = self._leaf_rows(conn, pks)
+            rows = self._leaf_rows(conn, ids)
             tree = StandardMerkleTree.of([leaf_values(r) for r in rows], LEAF_TYPES)
             root = tree.root_hex
             conn.execute(
@@ -196,20 +216,25 @@ class Committer:
                     single=len(rows) == 1 and bool(first[1]),
                     status=BatchStatus.SEALED.value,
                     sealed_at=time.time(),
+                    tree=orjson.dumps(["0x" + node.hex() for node in tree.tree]).decode(),
                 )
             )
-            conn.execute(update(Receipt).where(col(Receipt.id).in_(pks)).values(batch_root=root))
-            conn.execute(delete(Outbox).where(col(Outbox.receipt_pk).in_(pks)))
+            conn.execute(
+                update(Receipt).where(col(Receipt.receipt_id).in_(ids)).values(batch_root=root)
+            )
+            conn.execute(delete(Outbox).where(col(Outbox.receipt_id).in_(ids)))
         return root
 
-    def _leaf_rows(self, conn: Connection, pks: list[int]) -> list[Any]:
+    def _leaf_rows(self, conn: Connection, ids: list[str]) -> list[Any]:
         rows = list(
             conn.execute(
-                select(*_LEAF_COLUMNS).where(col(Receipt.id).in_(pks)).order_by(col(Receipt.id))
+                select(*_LEAF_COLUMNS)
+                .where(col(Receipt.receipt_id).in_(ids))
+                .order_by(col(Receipt.id))
             )
         )
-        if len(rows) != len(pks):
-            raise LiveProofError(f"outbox names {len(pks)} receipts, found {len(rows)}")
+        if len(rows) != len(ids):
+            raise LiveProofError(f"outbox names {len(ids)} receipts, found {len(rows)}")
         return rows
 
     # ------------------------------------------------------------------ committing
@@ -262,36 +287,14 @@ class Committer:
         return "0x" + bytes(logs[0]["transactionHash"]).hex(), int(logs[0]["blockNumber"])
 
     def _record_commit(self, link: ChainLink, root: str, tx_hash: str, block_number: int) -> int:
-        with self.engine.connect() as conn:
-            rows = list(
-                conn.execute(
-                    select(*_LEAF_COLUMNS)
-                    .where(col(Receipt.batch_root) == root)
-                    .order_by(col(Receipt.id))
-                )
-            )
-        tree = StandardMerkleTree.of([leaf_values(r) for r in rows], LEAF_TYPES)
-        if tree.root_hex != root:
-            raise LiveProofError(f"batch {root} rebuilds to {tree.root_hex}: refusing to record")
         now = time.time()
-        proofs = [
-            {
-                "b_pk": row[0],
-                "b_proof": orjson.dumps(["0x" + p.hex() for p in tree.get_proof(i)]).decode(),
-            }
-            for i, row in enumerate(rows)
-        ]
         with self.engine.begin() as conn:
-            conn.execute(
+            # One statement for the whole batch: proofs come from the batch's stored tree.
+            committed = conn.execute(
                 update(Receipt)
-                .where(col(Receipt.id) == bindparam("b_pk"))
-                .values(
-                    status=ReceiptStatus.COMMITTED.value,
-                    proof=bindparam("b_proof"),
-                    committed_at=now,
-                ),
-                proofs,
-            )
+                .where(col(Receipt.batch_root) == root)
+                .values(status=ReceiptStatus.COMMITTED.value, committed_at=now)
+            ).rowcount
             conn.execute(
                 update(Batch)
                 .where(col(Batch.root) == root)
@@ -304,7 +307,7 @@ class Committer:
                     ledger=link.deployment.address("SaleLedger"),
                 )
             )
-        return len(rows)
+        return int(committed)
 
     # ------------------------------------------------------------------ reconciliation
 
@@ -343,7 +346,7 @@ class Committer:
                 conn.execute(
                     update(Receipt)
                     .where(col(Receipt.batch_root).in_(vanished))
-                    .values(status=ReceiptStatus.PENDING.value, proof=None, committed_at=None)
+                    .values(status=ReceiptStatus.PENDING.value, committed_at=None)
                 )
         with self.engine.connect() as conn:
             sealed = list(

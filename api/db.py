@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import sqlite3
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -39,11 +41,66 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class _LockingConnection(sqlite3.Connection):
+    """A sqlite3 connection whose write transactions queue on a kernel ``flock`` first.
+
+    SQLite's busy handler polls with sleeps of up to 100 ms; under load (two workers and the
+    committer) that costs most of the throughput and all of the p99. A flock waiter is woken
+    the moment the holder's COMMIT or ROLLBACK has run."""
+
+    _lock_file: IO[bytes] | None = None
+    _locked = False
+
+    def lock_for_write(self, path: str) -> None:
+        """Block until no other connection (thread or process) writes, then hold the lock."""
+        if self._lock_file is None:
+            self._lock_file = open(path, "ab")  # noqa: SIM115 - lives as long as the connection
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        self._locked = True
+
+    def unlock(self) -> None:
+        """Let the next writer in."""
+        if self._locked and self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._locked = False
+
+    def commit(self) -> None:
+        """COMMIT, then let the next writer in."""
+        try:
+            super().commit()
+        finally:
+            self.unlock()
+
+    def rollback(self) -> None:
+        """ROLLBACK, then let the next writer in."""
+        try:
+            super().rollback()
+        finally:
+            self.unlock()
+
+    def close(self) -> None:
+        """Close the database and the lock file."""
+        self.unlock()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+        super().close()
+
+
 def _sqlite_begin(conn: Any) -> None:
-    # Writers take the write lock at BEGIN (IMMEDIATE), so two writers queue on busy_timeout
-    # instead of one failing with "database is locked" when it upgrades a read transaction.
+    # Writers take the write lock at BEGIN (IMMEDIATE), so two writers never fail with
+    # "database is locked" when one upgrades a read transaction; before that they queue on
+    # the flock of _LockingConnection.
     mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    database = conn.engine.url.database
+    raw = conn.connection.driver_connection
+    if mode == "IMMEDIATE" and database not in (None, "", ":memory:"):
+        raw.lock_for_write(f"{database}.write-lock")
+    try:
+        conn.exec_driver_sql(f"BEGIN {mode}")
+    except BaseException:
+        raw.unlock()
+        raise
 
 
 def writer(engine: Engine) -> Engine:
@@ -57,7 +114,11 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     if is_sqlite(sa_url):
         engine = create_engine(
             sa_url,
-            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            connect_args={
+                "check_same_thread": False,
+                "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                "factory": _LockingConnection,
+            },
             pool_size=pool_size,
             max_overflow=pool_size,
         )

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from api.lookups import Lookups
-from api.models import IdempotencyRecord, Outbox, Receipt
+from api.models import IdempotencyRecord, Receipt
 from api.models.receipts import OrderCreate, ReceiptStatus, RefundCreate
 from api.problems import ProblemError
 from api.receipt_codes import encode as encode_code
@@ -40,6 +40,16 @@ from chain.receipts import ReceiptKind, ReceiptLeaf, buyer_commitment
 log = logging.getLogger("liveproof.ingest")
 
 _ZERO32 = "0x" + "00" * 32
+_RECEIPT_COLUMNS = (
+    "receipt_id", "kind", "refers_to", "room_id", "room_hash", "session_id", "session_hash",
+    "product_id", "endorsement_id", "quantity", "unit_price", "currency", "ordered_at",
+    "buyer_commitment", "leaf_hash", "order_ref", "buyer_ref", "salt", "status", "accepted_at",
+    "ingest_key_id",
+)  # fmt: skip
+_OUTBOX_COLUMNS = ("receipt_id", "immediate", "enqueued_at")
+_IDEMPOTENCY_COLUMNS = (
+    "key_id", "idempotency_key", "request_sha256", "status_code", "response", "created_at",
+)  # fmt: skip
 _MAX_GROUP = 5_000
 
 
@@ -317,62 +327,73 @@ class ReceiptWriter:
         job.future.set_result((job.status_code, job.body))
 
     def _write(self, jobs: Sequence[WriteJob]) -> None:
-        rows = [item.row for job in jobs for item in job.items]
-        immediate = [item.immediate for job in jobs for item in job.items]
+        now = time.time()
+        receipts = [
+            tuple(item.row[c] for c in _RECEIPT_COLUMNS) for job in jobs for item in job.items
+        ]
+        outbox = [
+            (item.row["receipt_id"], item.immediate, now) for job in jobs for item in job.items
+        ]
         idempotency = [
-            {
-                "key_id": job.key_pk,
-                "idempotency_key": job.idempotency_key,
-                "request_sha256": job.request_sha256,
-                "status_code": job.status_code,
-                "response": job.body.decode(),
-                "created_at": time.time(),
-            }
+            (
+                job.key_pk,
+                job.idempotency_key,
+                job.request_sha256,
+                job.status_code,
+                job.body.decode(),
+                now,
+            )
             for job in jobs
             if job.idempotency_key is not None
         ]
         with self.engine.begin() as conn:
-            ids = (
-                conn.execute(
-                    insert(Receipt).returning(col(Receipt.id), sort_by_parameter_order=True),
-                    rows,
-                )
-                .scalars()
-                .all()
-            )
-            now = time.time()
-            conn.execute(
-                insert(Outbox),
-                [
-                    {"receipt_pk": pk, "immediate": flag, "enqueued_at": now}
-                    for pk, flag in zip(ids, immediate, strict=True)
-                ],
-            )
+            # Straight to the driver's executemany: no per-row SQLAlchemy work, no RETURNING.
+            conn.exec_driver_sql(self._sql("receipts", _RECEIPT_COLUMNS), receipts)
+            conn.exec_driver_sql(self._sql("outbox", _OUTBOX_COLUMNS), outbox)
             if idempotency:
-                conn.execute(insert(IdempotencyRecord), idempotency)
+                conn.exec_driver_sql(
+                    self._sql("idempotency_keys", _IDEMPOTENCY_COLUMNS), idempotency
+                )
+
+    def _sql(self, table: str, columns: tuple[str, ...]) -> str:
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        names = ", ".join(columns)
+        # Table and column names are this module's constants; values go as parameters.
+        marks = ", ".join([mark] * len(columns))
+        return f"INSERT INTO {table} ({names}) VALUES ({marks})"  # noqa: S608
+
+    def stored_response(
+        self, key_pk: int, idempotency_key: str, request_sha256: str
+    ) -> tuple[int, bytes] | None:
+        """The first response under ``idempotency_key``, None when there was none; raises a
+        422 problem when the key was used for a different request."""
+        with self.engine.connect() as conn:
+            stored = conn.execute(
+                select(
+                    col(IdempotencyRecord.request_sha256),
+                    col(IdempotencyRecord.status_code),
+                    col(IdempotencyRecord.response),
+                ).where(
+                    col(IdempotencyRecord.key_id) == key_pk,
+                    col(IdempotencyRecord.idempotency_key) == idempotency_key,
+                )
+            ).first()
+        if stored is None:
+            return None
+        if stored[0] != request_sha256:
+            raise ProblemError(
+                422,
+                "idempotency-key-reused",
+                "Idempotency-Key reused with a different request",
+                "a retry must repeat the first request exactly",
+            )
+        return int(stored[1]), str(stored[2]).encode()
 
     def _replay_or_refuse(self, job: WriteJob, exc: IntegrityError) -> tuple[int, bytes]:
         if job.idempotency_key is not None:
-            with self.engine.connect() as conn:
-                stored = conn.execute(
-                    select(
-                        col(IdempotencyRecord.request_sha256),
-                        col(IdempotencyRecord.status_code),
-                        col(IdempotencyRecord.response),
-                    ).where(
-                        col(IdempotencyRecord.key_id) == job.key_pk,
-                        col(IdempotencyRecord.idempotency_key) == job.idempotency_key,
-                    )
-                ).first()
+            stored = self.stored_response(job.key_pk, job.idempotency_key, job.request_sha256)
             if stored is not None:
-                if stored[0] != job.request_sha256:
-                    raise ProblemError(
-                        422,
-                        "idempotency-key-reused",
-                        "Idempotency-Key reused with a different request",
-                        "a retry must repeat the first request exactly",
-                    )
-                return int(stored[1]), str(stored[2]).encode()
+                return stored
         if "order_ref" in str(exc.orig) or "uq_receipts_room_order_ref" in str(exc.orig):
             raise ProblemError(
                 409,

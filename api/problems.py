@@ -7,6 +7,7 @@ stack trace or internal message ever reaches a client.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -115,12 +116,17 @@ def _from_http(request: Request, exc: Exception) -> Response:
     )
 
 
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Validation errors as a problem's ``errors`` entries: where, what and which kind."""
+    return [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in errors
+    ]
+
+
 def _from_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
-        for err in exc.errors()
-    ]
+    errors = validation_errors(exc.errors())
     return problem_response(
         422,
         "validation-failed",

@@ -37,7 +37,7 @@ class PendingGauge:
                 if now - self._read_at > 1.0:
                     with self.engine.connect() as conn:
                         self._value = int(
-                            conn.execute(select(func.count(col(Outbox.receipt_pk)))).scalar_one()
+                            conn.execute(select(func.count(col(Outbox.receipt_id)))).scalar_one()
                         )
                     self._read_at = now
         return self._value

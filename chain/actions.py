@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import astuple, dataclass
 from typing import Any
 
-from eth_hash.auto import keccak
-
 from chain.errors import ConfigurationError
+from chain.hashing import keccak256
 
 
 def _bytes32(value: bytes | str, what: str) -> bytes:
@@ -19,7 +18,7 @@ def _bytes32(value: bytes | str, what: str) -> bytes:
 
 def label_hash(text: str) -> bytes:
     """keccak256 of a UTF-8 label, e.g. a claim type ``"origin"`` or a platform room id."""
-    return keccak(text.encode("utf-8"))
+    return keccak256(text.encode("utf-8"))
 
 
 def currency_code(code: str) -> bytes:
@@ -41,7 +40,7 @@ def gtin_is_valid(gtin: int | str) -> bool:
 
 def product_id_of(gtin: int) -> bytes:
     """The ProvenanceRegistry's product id for ``gtin``: keccak256(abi.encode(uint64 gtin))."""
-    return keccak(gtin.to_bytes(32, "big"))
+    return keccak256(gtin.to_bytes(32, "big"))
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ class ClaimInput:
 
     def claim_id(self) -> bytes:
         """The id the registry gives this claim: keccak256(abi.encode(product, type, content))."""
-        return keccak(self.product_id + self.claim_type + self.content_hash)
+        return keccak256(self.product_id + self.claim_type + self.content_hash)
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ class AttestationInput:
 
     def attestation_id(self, certifier: str) -> bytes:
         """The id the registry gives this attestation by ``certifier``."""
-        return keccak(self.claim_id + bytes(12) + bytes.fromhex(certifier.removeprefix("0x")))
+        return keccak256(self.claim_id + bytes(12) + bytes.fromhex(certifier.removeprefix("0x")))
 
 
 @dataclass(frozen=True)
@@ -135,4 +134,4 @@ class EndorsementTerms:
 
 def claims_digest(claim_ids: list[bytes]) -> bytes:
     """Digest of the claim ids an anchor reviewed: keccak256 of the sorted ids concatenated."""
-    return keccak(b"".join(sorted(claim_ids)))
+    return keccak256(b"".join(sorted(claim_ids)))

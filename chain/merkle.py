@@ -27,9 +27,8 @@ use :func:`eth_abi.encode`.
 
 from __future__ import annotations
 
-import importlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import repeat
@@ -39,6 +38,7 @@ from typing import Any, Final, Literal
 from eth_abi.abi import encode as abi_encode
 from eth_utils.address import is_checksum_address, to_checksum_address
 
+from chain import hashing as _hashing
 from chain.errors import LeafEncodingError, MerkleTreeError, VerificationError
 
 __all__ = [
@@ -62,34 +62,9 @@ _DIGEST: Final = methodcaller("digest")
 # --------------------------------------------------------------------------- keccak
 
 
-def _select_keccak() -> tuple[str, Callable[[Iterable[bytes]], Iterator[bytes]]]:
-    """Pick the fastest keccak-256 available: pysha3's C extension, else pycryptodome."""
-    try:
-        sha3 = importlib.import_module("sha3")
-        ctor: Callable[[bytes], Any] = sha3.keccak_256
-        if ctor(b"").digest() == _EMPTY_KECCAK:
-            return "pysha3", partial(_hash_all, ctor)
-    except (ImportError, AttributeError):
-        pass
-    from Crypto.Hash.keccak import Keccak_Hash
-
-    crypto_ctor = partial(Keccak_Hash, digest_bytes=32, update_after_digest=False)
-    return "pycryptodome", partial(_hash_all, crypto_ctor)
-
-
-def _hash_all(ctor: Callable[[bytes], Any], data: Iterable[bytes]) -> Iterator[bytes]:
-    """Lazily hash every item of ``data`` (the loop runs in C: map over a constructor)."""
-    return map(_DIGEST, map(ctor, data))
-
-
-KECCAK_BACKEND: str
-_keccak_many: Callable[[Iterable[bytes]], Iterator[bytes]]
-KECCAK_BACKEND, _keccak_many = _select_keccak()
-
-
-def _keccak(data: bytes) -> bytes:
-    """Return keccak-256 of one byte string."""
-    return next(_keccak_many((data,)))
+KECCAK_BACKEND: Final = _hashing.KECCAK_BACKEND
+_keccak_many: Final = _hashing.keccak_many
+_keccak: Final = _hashing.keccak256
 
 
 # ------------------------------------------------------------------------ ABI types
@@ -789,3 +764,22 @@ def _check_tree(tree: list[bytes], tree_index: list[int], leaf_hashes: list[byte
                 "0x" + expected[bad].hex(),
                 "0x" + tree[lo + bad].hex(),
             )
+
+
+def proof_from_tree(tree: Sequence[bytes], leaf: bytes) -> list[bytes]:
+    """The proof of ``leaf`` in a tree given as its ``2n - 1`` nodes in array layout (as
+    :attr:`StandardMerkleTree.tree` and OZ dumps list them); raises if the leaf is not there.
+
+    Lets a service keep one node list per batch instead of one proof per receipt."""
+    count = (len(tree) + 1) // 2
+    if not tree or len(tree) != 2 * count - 1:
+        raise MerkleTreeError(f"a tree has 2n - 1 nodes, got {len(tree)}")
+    try:
+        node = tree.index(leaf, count - 1)
+    except ValueError:
+        raise MerkleTreeError(f"leaf 0x{leaf.hex()} is not in this tree") from None
+    proof: list[bytes] = []
+    while node > 0:
+        proof.append(tree[node + 1 if node % 2 else node - 1])
+        node = (node - 1) // 2
+    return proof

@@ -9,14 +9,12 @@ salt off-chain makes the receipt unlinkable to the buyer.
 from __future__ import annotations
 
 import os
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Any, Final
 
-from eth_hash.auto import keccak
-
 from chain.errors import LeafEncodingError
-from chain.merkle import standard_leaf_hash
+from chain.hashing import keccak256
 
 #: Field names and ABI types of receipt leaf v1, in encoding order.
 LEAF_FIELDS: Final = (
@@ -50,7 +48,7 @@ def buyer_commitment(salt: bytes, buyer_ref: bytes) -> bytes:
     """``keccak256(abi.encode(bytes32 salt, bytes32 buyerRef))``; only the buyer gets the salt."""
     if len(salt) != 32 or len(buyer_ref) != 32:
         raise LeafEncodingError("salt and buyer reference must be 32 bytes each")
-    return keccak(salt + buyer_ref)
+    return keccak256(salt + buyer_ref)
 
 
 def new_salt() -> bytes:
@@ -96,12 +94,43 @@ class ReceiptLeaf:
 
     def values(self) -> tuple[Any, ...]:
         """The leaf's values in :data:`LEAF_TYPES` order (``kind`` as a plain int)."""
-        row = astuple(self)
-        return (row[0], int(row[1]), *row[2:])
+        return (
+            self.receipt_id,
+            int(self.kind),
+            self.refers_to,
+            self.room_id,
+            self.session_id,
+            self.product_id,
+            self.endorsement_id,
+            self.quantity,
+            self.unit_price,
+            self.currency,
+            self.ordered_at,
+            self.buyer_commitment,
+        )
+
+    def encode(self) -> bytes:
+        """``abi.encode`` of the values: every type is static, so twelve 32-byte words."""
+        return b"".join(
+            (
+                self.receipt_id,
+                int(self.kind).to_bytes(32, "big"),
+                self.refers_to,
+                self.room_id,
+                self.session_id,
+                self.product_id,
+                self.endorsement_id,
+                self.quantity.to_bytes(32, "big"),
+                self.unit_price.to_bytes(32, "big"),
+                self.currency.ljust(32, b"\0"),
+                self.ordered_at.to_bytes(32, "big"),
+                self.buyer_commitment,
+            )
+        )
 
     def leaf_hash(self) -> bytes:
         """The StandardMerkleTree leaf: ``keccak256(keccak256(abi.encode(values)))``."""
-        return standard_leaf_hash(LEAF_TYPES, self.values())
+        return keccak256(keccak256(self.encode()))
 
     def to_json(self) -> dict[str, Any]:
         """The leaf as JSON with the Solidity field names (hex for bytes, ints as strings

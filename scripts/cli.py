@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from scripts.bench_commands import bench_app
 from scripts.chain_commands import compile_command, deploy_command, gas_report_command
 from scripts.devnet_commands import devnet_app
 from scripts.service_commands import committer_command, db_app, keys_app, serve_command
@@ -22,6 +23,7 @@ app.command("serve")(serve_command)
 app.command("committer")(committer_command)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(bench_app, name="bench")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -106,6 +106,10 @@ def serve_command(
         http="httptools",
         log_level=log_level,
         access_log=False,
+        # Fewer headers and no proxy header parsing: measurable on the order hot path.
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
     )
 
 

@@ -33,7 +33,8 @@ class Receipt(SQLModel, table=True):
     receipt_id: str = Field(max_length=66, unique=True, index=True)
     kind: int
     refers_to: str = Field(max_length=66)
-    room_id: str = Field(max_length=128, foreign_key="rooms.room_id", index=True)
+    # Lookups by room use the (room_id, order_ref) unique index.
+    room_id: str = Field(max_length=128, foreign_key="rooms.room_id")
     room_hash: str = Field(max_length=66)
     session_id: str = Field(max_length=128, index=True)
     session_hash: str = Field(max_length=66)
@@ -44,15 +45,15 @@ class Receipt(SQLModel, table=True):
     currency: str = Field(max_length=3)
     ordered_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     buyer_commitment: str = Field(max_length=66)
-    leaf_hash: str = Field(max_length=66, unique=True)
+    # Unique by construction (random receiptId); an index would only slow every insert.
+    leaf_hash: str = Field(max_length=66)
     #: The platform's own order id (unique per room when given).
     order_ref: str | None = Field(default=None, max_length=128)
     #: Personal data, off-chain only; erased by nulling both.
     buyer_ref: str | None = Field(default=None, max_length=128)
     salt: str | None = Field(default=None, max_length=66)
-    status: str = Field(default=ReceiptStatus.PENDING, max_length=16, index=True)
+    status: str = Field(default=ReceiptStatus.PENDING, max_length=16)
     batch_root: str | None = Field(default=None, max_length=66, index=True)
-    proof: str | None = Field(default=None, sa_column=Column(SqlText, nullable=True))
     accepted_at: float
     committed_at: float | None = None
     ingest_key_id: int | None = Field(default=None, foreign_key="api_keys.id")
@@ -63,9 +64,9 @@ class Outbox(SQLModel, table=True):
 
     __tablename__ = "outbox"
 
-    receipt_pk: int = Field(primary_key=True, foreign_key="receipts.id")
+    receipt_id: str = Field(primary_key=True, max_length=66, foreign_key="receipts.receipt_id")
     immediate: bool = False
-    enqueued_at: float
+    enqueued_at: float = Field(index=True)
 
 
 class BatchStatus(StrEnum):
@@ -90,6 +91,9 @@ class Batch(SQLModel, table=True):
     committed_at: float | None = None
     chain_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     ledger: str | None = Field(default=None, max_length=42)
+    #: Every node of the batch's Merkle tree (hex, array layout): each receipt's proof is read
+    #: from it, so committing a batch writes one row, not one proof per receipt.
+    tree: str = Field(sa_column=Column(SqlText, nullable=False))
 
 
 class IdempotencyRecord(SQLModel, table=True):

@@ -6,18 +6,18 @@ import asyncio
 import time
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlmodel import SQLModel
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.auth import Principal
-from api.deps import get_state, require
+from api.auth import Principal, forbidden
 from api.ingest import WriteJob, encode_body, request_digest
 from api.models import Role
 from api.models.receipts import BulkAccepted, BulkOrderCreate, OrderCreate, ReceiptAccepted
-from api.problems import ProblemError
+from api.problems import ProblemError, validation_errors
 from api.state import AppState
 
 router = APIRouter(tags=["orders"])
@@ -48,6 +48,43 @@ _ORDER_EXAMPLE = {
 }
 
 
+#: OpenAPI description of what the hot routes read by hand (see hot_path_context).
+HOT_PATH_PARAMETERS = [
+    {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": True,
+        "description": "Unique per request: a retry with the same key gets the same response",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        "example": "9b1f6c0e-7d7e-4d55-9f0e-3f1b2a7c4d21",
+    }
+]
+INGEST_SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
+
+
+def hot_path_context(request: Request) -> tuple[AppState, Principal, str]:
+    """State, ingest principal and Idempotency-Key of an order request, read by hand.
+
+    The order routes are the hot path: FastAPI's dependency solving costs more per request
+    than everything else they do, so they check the same things directly."""
+    state: AppState = request.app.state.liveproof
+    principal = state.keys.verify(request.headers.get("authorization"))
+    if principal.role is not Role.INGEST:
+        raise forbidden(f"this needs a key with role ingest, not {principal.role.value}")
+    key = request.headers.get("idempotency-key")
+    if not key or len(key) > 255:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("header", "Idempotency-Key"),
+                    "msg": "an Idempotency-Key header of 1 to 255 characters is required",
+                    "type": "missing" if not key else "string_too_long",
+                }
+            ]
+        )
+    return state, principal, key
+
+
 def _check_capacity(state: AppState) -> None:
     if state.pending.value() >= state.settings.max_pending:
         raise ProblemError(
@@ -69,10 +106,48 @@ def parse_body(model: type[M], raw: bytes) -> M:
         ) from None
 
 
+def _parse_bulk(raw: bytes) -> BulkOrderCreate:
+    """Validate a bulk body; an invalid order is named by its ``order_index``."""
+    try:
+        return BulkOrderCreate.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = validation_errors([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
+        indexes = [
+            e["loc"][2]
+            for e in errors
+            if e["loc"][1:2] == ["orders"] and len(e["loc"]) > 2 and isinstance(e["loc"][2], int)
+        ]
+        if not indexes:
+            raise RequestValidationError(errors) from None
+        raise ProblemError(
+            422,
+            "validation-failed",
+            "Request validation failed",
+            f"order {min(indexes)} is invalid ({len(errors)} problem(s) with the request)",
+            errors=errors,
+            order_index=min(indexes),
+        ) from None
+
+
+async def _replay_or_raise(
+    state: AppState, principal: Principal, idempotency_key: str, raw: bytes, exc: ProblemError
+) -> Response:
+    """A request refused before writing may retry one accepted earlier (the session has closed
+    or the queue filled up since): the retry still gets the first response."""
+    stored = await run_in_threadpool(
+        state.writer.stored_response, principal.key_pk, idempotency_key, request_digest(raw)
+    )
+    if stored is None:
+        raise exc
+    return Response(stored[1], status_code=stored[0], media_type="application/json")
+
+
 async def _write(state: AppState, job: WriteJob) -> Response:
     status, body = await asyncio.wrap_future(state.writer.submit(job))
     if status == 503:  # pragma: no cover - the writer never stores 503s
         raise ProblemError(503, "unavailable", "Try again")
+    if state.committer is not None and any(item.immediate for item in job.items):
+        state.committer.wake()
     return Response(body, status_code=status, media_type="application/json")
 
 
@@ -87,6 +162,8 @@ async def _write(state: AppState, job: WriteJob) -> Response:
         "`LIVEPROOF_BATCH_INTERVAL` seconds. The `salt` goes to the buyer only."
     ),
     openapi_extra={
+        "parameters": HOT_PATH_PARAMETERS,
+        "security": INGEST_SECURITY,
         "requestBody": {
             "required": True,
             "content": {
@@ -95,7 +172,7 @@ async def _write(state: AppState, job: WriteJob) -> Response:
                     "example": _ORDER_EXAMPLE,
                 }
             },
-        }
+        },
     },
     responses={
         401: {"description": "No or bad API key"},
@@ -106,17 +183,16 @@ async def _write(state: AppState, job: WriteJob) -> Response:
         503: {"description": "Too many receipts pending (see Retry-After)"},
     },
 )
-async def create_order(
-    request: Request,
-    idempotency_key: IdempotencyKey,
-    principal: Annotated[Principal, Depends(require(Role.INGEST))],
-    state: Annotated[AppState, Depends(get_state)],
-) -> Response:
+async def create_order(request: Request) -> Response:
     """Accept one order (idempotent per ``Idempotency-Key``)."""
+    state, principal, idempotency_key = hot_path_context(request)
     raw = await request.body()
     order = parse_body(OrderCreate, raw)
-    _check_capacity(state)
-    prepared = state.receipts.order(order, key_pk=principal.key_pk, now=time.time())
+    try:
+        _check_capacity(state)
+        prepared = state.receipts.order(order, key_pk=principal.key_pk, now=time.time())
+    except ProblemError as exc:
+        return await _replay_or_raise(state, principal, idempotency_key, raw, exc)
     job = WriteJob(
         items=[prepared],
         key_pk=principal.key_pk,
@@ -135,6 +211,8 @@ async def create_order(
     summary="Accept up to 10,000 orders at once",
     description="All orders are accepted together or none is (the first invalid one is named).",
     openapi_extra={
+        "parameters": HOT_PATH_PARAMETERS,
+        "security": INGEST_SECURITY,
         "requestBody": {
             "required": True,
             "content": {
@@ -143,32 +221,31 @@ async def create_order(
                     "example": {"orders": [_ORDER_EXAMPLE]},
                 }
             },
-        }
+        },
     },
 )
-async def create_orders_bulk(
-    request: Request,
-    idempotency_key: IdempotencyKey,
-    principal: Annotated[Principal, Depends(require(Role.INGEST))],
-    state: Annotated[AppState, Depends(get_state)],
-) -> Response:
+async def create_orders_bulk(request: Request) -> Response:
     """Accept many orders in one request and one transaction."""
+    state, principal, idempotency_key = hot_path_context(request)
     raw = await request.body()
-    bulk = parse_body(BulkOrderCreate, raw)
+    bulk = _parse_bulk(raw)
     limit = state.settings.max_bulk_orders
     if len(bulk.orders) > limit:
         raise ProblemError(
             422, "too-many-orders", "Too many orders in one request", f"at most {limit}"
         )
-    _check_capacity(state)
     now = time.time()
     items = []
-    for index, order in enumerate(bulk.orders):
-        try:
-            items.append(state.receipts.order(order, key_pk=principal.key_pk, now=now))
-        except ProblemError as exc:
-            exc.extra["order_index"] = index
-            raise
+    try:
+        _check_capacity(state)
+        for index, order in enumerate(bulk.orders):
+            try:
+                items.append(state.receipts.order(order, key_pk=principal.key_pk, now=now))
+            except ProblemError as exc:
+                exc.extra["order_index"] = index
+                raise
+    except ProblemError as exc:
+        return await _replay_or_raise(state, principal, idempotency_key, raw, exc)
     body = encode_body({"count": len(items), "receipts": [i.response for i in items]})
     job = WriteJob(
         items=items,

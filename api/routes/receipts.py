@@ -49,7 +49,7 @@ def get_receipt(code: str, session: SessionDep) -> dict[str, Any]:
 def get_proof_bundle(code: str, session: SessionDep) -> dict[str, Any]:
     """A JSON document anyone can check against the chain without this API."""
     receipt, batch = _load(session, code)
-    if batch is None or batch.status != "committed" or receipt.proof is None:
+    if batch is None or batch.status != "committed":
         raise ProblemError(
             409, "receipt-pending", "The receipt is not committed yet", "try again in a moment"
         )

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -30,26 +31,59 @@ from chain.receipts import ReceiptKind
 router = APIRouter(prefix="/refunds", tags=["refunds"])
 
 
+def _stored(session: Session, key_pk: int, key: str, digest: str) -> tuple[int, bytes] | None:
+    stored = session.get(IdempotencyRecord, (key_pk, key), populate_existing=True)
+    if stored is None:
+        return None
+    if stored.request_sha256 != digest:
+        raise ProblemError(
+            422,
+            "idempotency-key-reused",
+            "Idempotency-Key reused with a different request",
+            "a retry must repeat the first request exactly",
+        )
+    return stored.status_code, stored.response.encode()
+
+
 def _refund(
+    state: AppState, principal: Principal, refund: RefundCreate, key: str, digest: str
+) -> tuple[int, bytes]:
+    try:
+        return _write_refund(state, principal, refund, key, digest)
+    except IntegrityError as exc:
+        # PostgreSQL: a concurrent retry under the same key committed first. Either backend:
+        # the refund's order_ref is taken in the room.
+        stored = state.writer.stored_response(principal.key_pk, key, digest)
+        if stored is not None:
+            return stored
+        if "order_ref" in str(exc.orig):
+            raise ProblemError(
+                409,
+                "duplicate-order-ref",
+                "An order with this order_ref exists in the room",
+                "order_ref must be unique per room",
+            ) from None
+        raise
+
+
+def _write_refund(
     state: AppState, principal: Principal, refund: RefundCreate, key: str, digest: str
 ) -> tuple[int, bytes]:
     sale_id = "0x" + decode(refund.receipt_code).hex()
     with Session(state.write_engine, expire_on_commit=False) as session:
-        stored = session.get(IdempotencyRecord, (principal.key_pk, key))
+        stored = _stored(session, principal.key_pk, key, digest)
         if stored is not None:
-            if stored.request_sha256 != digest:
-                raise ProblemError(
-                    422,
-                    "idempotency-key-reused",
-                    "Idempotency-Key reused with a different request",
-                    "a retry must repeat the first request exactly",
-                )
-            return stored.status_code, stored.response.encode()
+            return stored
         sale = session.exec(
             select(Receipt).where(col(Receipt.receipt_id) == sale_id).with_for_update()
         ).first()
         if sale is None or sale.ingest_key_id != principal.key_pk:
             raise ProblemError(404, "receipt-not-found", "No such sale", refund.receipt_code)
+        # PostgreSQL: a retry under the same key may have committed while we waited for the
+        # sale's lock; it must be replayed, not counted against the sale as a second refund.
+        stored = _stored(session, principal.key_pk, key, digest)
+        if stored is not None:
+            return stored
         if sale.kind != ReceiptKind.SALE:
             raise ProblemError(422, "not-a-sale", "Only a sale can be refunded")
         refunded = session.exec(
@@ -69,8 +103,7 @@ def _refund(
         receipt = Receipt(**prepared.row)
         session.add(receipt)
         session.flush()
-        assert receipt.id is not None
-        session.add(Outbox(receipt_pk=receipt.id, enqueued_at=time.time()))
+        session.add(Outbox(receipt_id=receipt.receipt_id, enqueued_at=time.time()))
         session.add(
             IdempotencyRecord(
                 key_id=principal.key_pk,

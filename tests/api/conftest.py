@@ -25,6 +25,7 @@ from api.config import Settings
 from api.db import make_engine, writer
 from api.migrate import upgrade
 from api.models import Role
+from api.seed import Catalogue, seed_catalogue
 from chain.deploy import Deployment
 from chain.devnet import DevnetInfo
 from chain.keys import ANVIL_DEV_KEYS
@@ -163,68 +164,20 @@ def committer(settings: Settings) -> Iterator[Committer]:
     engine.dispose()
 
 
-@dataclass(frozen=True)
-class World:
-    """Registered on chain and in the database: a brand's product and an anchor."""
-
-    gtin: str
-    product_id: str
-    anchor: str
+World = Catalogue
 
 
 @pytest.fixture
 def world(settings: Settings, w3: Web3, deployment: Deployment, accounts: object) -> World:
     """A brand with one product and a registered anchor, on chain and in the database."""
-    from api.models import Anchor, Brand, Product
-    from chain.actions import ProductInput, label_hash
-    from chain.clients.base import relayer_for
     from tests.conftest import Accounts
 
     assert isinstance(accounts, Accounts)
-    relayer = relayer_for(w3, accounts.relayer)
-    brand = relayer_for(w3, accounts.brand)
-    provenance = deployment.provenance(w3, relayer)
-    anchors = deployment.anchors(w3, relayer)
-    gtin = 6_901_234_567_892
-    b = provenance.register_brand(accounts.brand.address, "Example Tea Co.")
-    p = deployment.provenance(w3, brand).register_product(
-        ProductInput(gtin, "Longjing tea 250 g", "https://tea.example/p", label_hash("meta"))
-    )
-    a = anchors.register_anchor(accounts.anchor.address, "@tea-master-li")
-    engine = make_engine(settings.database_url, pool_size=1)
-    with Session(engine) as session:
-        session.add(
-            Brand(
-                address=accounts.brand.address,
-                name="Example Tea Co.",
-                tx_hash=b.tx_hash,
-                block_number=b.block_number,
-            )
-        )
-        session.commit()
-        session.add(
-            Product(
-                product_id="0x" + p.value.hex(),
-                gtin=f"{gtin:014d}",
-                brand=accounts.brand.address,
-                name="Longjing tea 250 g",
-                uri="https://tea.example/p",
-                metadata_hash="0x" + label_hash("meta").hex(),
-                tx_hash=p.tx_hash,
-                block_number=p.block_number,
-            )
-        )
-        session.add(
-            Anchor(
-                address=accounts.anchor.address,
-                handle="@tea-master-li",
-                handle_hash="0x" + label_hash("@tea-master-li").hex(),
-                tx_hash=a.tx_hash,
-                block_number=a.block_number,
-            )
-        )
-        session.commit()
-    engine.dispose()
-    return World(
-        gtin=f"{gtin:014d}", product_id="0x" + p.value.hex(), anchor=accounts.anchor.address
+    return seed_catalogue(
+        settings.database_url,
+        w3,
+        deployment,
+        registrar=accounts.relayer,
+        brand=accounts.brand,
+        anchor=accounts.anchor,
     )

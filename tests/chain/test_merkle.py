@@ -20,7 +20,7 @@ import pytest
 from eth_abi.abi import encode as abi_encode
 from eth_hash.auto import keccak
 
-from chain import merkle
+from chain import hashing, merkle
 from chain.errors import LeafEncodingError, LiveProofError, MerkleTreeError, VerificationError
 from chain.merkle import (
     StandardMerkleTree,
@@ -447,11 +447,11 @@ def test_hex_and_string_inputs_give_the_same_tree() -> None:
 
 def test_keccak_fallback_backend_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sha3", None)  # makes `import sha3` fail
-    name, keccak_many = merkle._select_keccak()
+    name, ctor = hashing._select()
     assert name == "pycryptodome"
     data = [b"", b"abc", bytes(64), bytes(range(200))]
-    assert list(keccak_many(data)) == [keccak(d) for d in data]
-    monkeypatch.setattr(merkle, "_keccak_many", keccak_many)
+    assert list(hashing._hash_all(ctor, data)) == [keccak(d) for d in data]
+    monkeypatch.setattr(hashing, "_ctor", ctor)
     values = receipts(20)
     tree = StandardMerkleTree.of(values, RECEIPT_LEAF_TYPES)
     assert list(tree.tree) == reference_tree(values, RECEIPT_LEAF_TYPES)

@@ -1,0 +1,41 @@
+"""``liveproof bench ...``: measured on a throw-away stack on loopback, never in tests."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from scripts.output import console, errors_as_exit_codes
+
+bench_app = typer.Typer(help="Benchmarks on a throw-away local stack.", no_args_is_help=True)
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    orders: Annotated[int, typer.Option("--orders", min=600, help="Single-POST orders")] = 20_000,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Connections")] = 64,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="API workers")] = 2,
+) -> None:
+    """Orders/s for single POSTs and the bulk form, p50/p99 latency, time to commit, losses."""
+    from scripts.bench.ingest import report_json, run_ingest_bench
+
+    with errors_as_exit_codes():
+        report = run_ingest_bench(orders=orders, concurrency=concurrency, workers=workers)
+    if as_json:
+        print(report_json(report))
+        return
+    console.print(
+        f"single POST   {report.orders_per_s:>10,.0f} orders/s  "
+        f"p50 {report.p50_ms} ms  p99 {report.p99_ms} ms  ({report.orders} orders, "
+        f"{report.concurrency} connections, {report.workers} workers)"
+    )
+    console.print(
+        f"bulk POST     {report.bulk_orders_per_s:>10,.0f} orders/s  "
+        f"({report.bulk_orders} orders in requests of 5,000)"
+    )
+    console.print(f"to committed  p50 {report.commit_p50_s} s  p99 {report.commit_p99_s} s")
+    console.print(
+        f"lost {report.lost}  committed twice {report.duplicates}  errors {report.errors}"
+    )
