@@ -28,4 +28,7 @@ def decode(code: str) -> bytes:
         raise ProblemError(
             404, "receipt-not-found", "No such receipt", "not a receipt code"
         ) from None
+    # The last character carries 4 unused bits: only the canonical spelling is a code.
+    if encode(raw) != text:
+        raise ProblemError(404, "receipt-not-found", "No such receipt", "not a receipt code")
     return raw

@@ -85,8 +85,8 @@ def hot_path_context(request: Request) -> tuple[AppState, Principal, str]:
     return state, principal, key
 
 
-def _check_capacity(state: AppState) -> None:
-    if state.pending.value() >= state.settings.max_pending:
+def _check_capacity(state: AppState, adding: int = 1) -> None:
+    if state.pending.value() + adding > state.settings.max_pending:
         raise ProblemError(
             503,
             "queue-full",
@@ -237,7 +237,7 @@ async def create_orders_bulk(request: Request) -> Response:
     now = time.time()
     items = []
     try:
-        _check_capacity(state)
+        _check_capacity(state, len(bulk.orders))
         for index, order in enumerate(bulk.orders):
             try:
                 items.append(state.receipts.order(order, key_pk=principal.key_pk, now=now))

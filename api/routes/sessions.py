@@ -97,7 +97,10 @@ def close_session(
     row = session.get(LiveSession, session_id)
     if row is None:
         raise ProblemError(404, "session-not-found", "No such session", session_id)
-    _own_room(session, principal, row.room_id)
+    room = session.get(Room, row.room_id)
+    if room is None or room.owner_key_id != principal.key_pk:
+        # Another key's session: answer as if it did not exist, so nothing leaks.
+        raise ProblemError(404, "session-not-found", "No such session", session_id)
     if row.closed_at is not None:
         raise ProblemError(409, "session-closed", "The session is already closed", session_id)
     sid = bytes.fromhex(row.session_hash[2:])

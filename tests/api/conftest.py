@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlmodel import Session
 from web3 import Web3
 
@@ -95,7 +96,7 @@ def settings(
     return Settings(
         database_url=database_url,
         rpc_url=anvil.rpc_url,
-        relayer_key=ANVIL_DEV_KEYS[6],
+        relayer_key=SecretStr(ANVIL_DEV_KEYS[6]),
         deployments_dir=deployments_dir,
         run_committer=False,
         batch_size=64,
