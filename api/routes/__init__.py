@@ -2,10 +2,39 @@
 
 from fastapi import APIRouter
 
-from api.routes import batches, health, orders, receipts, refunds, rooms, sessions
+from api.routes import (
+    anchors,
+    attestations,
+    batches,
+    brands,
+    certifiers,
+    claims,
+    endorsements,
+    health,
+    orders,
+    products,
+    receipts,
+    refunds,
+    rooms,
+    sessions,
+)
 
 api_router = APIRouter(prefix="/v1")
-for module in (rooms, sessions, orders, refunds, receipts, batches):
+for module in (
+    rooms,
+    sessions,
+    orders,
+    refunds,
+    receipts,
+    batches,
+    brands,
+    certifiers,
+    products,
+    claims,
+    attestations,
+    anchors,
+    endorsements,
+):
     api_router.include_router(module.router)
 
 root_router = APIRouter()
