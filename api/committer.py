@@ -187,7 +187,10 @@ class Committer:
             # lock mid-pass may still be sealing, and must not claim the same receipts.
             first = conn.execute(
                 select(col(Outbox.receipt_id), col(Outbox.immediate))
-                .order_by(col(Outbox.immediate).desc(), col(Outbox.enqueued_at))
+                # Same order as the batch query below, so the row locked here is in the batch.
+                .order_by(
+                    col(Outbox.immediate).desc(), col(Outbox.enqueued_at), col(Outbox.receipt_id)
+                )
                 .limit(1)
                 .with_for_update(skip_locked=True)
             ).first()
@@ -314,7 +317,7 @@ class Committer:
     def reconcile(self, link: ChainLink) -> int:
         """Settle sealed batches and re-send committed ones the chain lost; batches settled."""
         head = link.w3.eth.block_number
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             recent = list(
                 conn.execute(
                     select(col(Batch.root)).where(
@@ -331,13 +334,12 @@ class Committer:
                     )
                 ).scalars()
             )
-            vanished = [
-                r for r in set(recent) if not link.ledger.batch(bytes.fromhex(r[2:])).committed
-            ]
-            if vanished:
-                log.warning(
-                    "%d committed batches are gone from the chain: re-sending", len(vanished)
-                )
+        # Asked outside any write transaction: one chain read per batch must not hold the
+        # database's write lock (SQLite's is database-wide) while orders wait to be stored.
+        vanished = [r for r in set(recent) if not link.ledger.batch(bytes.fromhex(r[2:])).committed]
+        if vanished:
+            log.warning("%d committed batches are gone from the chain: re-sending", len(vanished))
+            with self.engine.begin() as conn:
                 conn.execute(
                     update(Batch)
                     .where(col(Batch.root).in_(vanished))

@@ -55,6 +55,9 @@ class LeaderLock:
             return False
         try:
             self._conn.execute(text("SELECT 1"))
+            # End the probe's transaction: a session idling in one is ended by the server's
+            # idle_in_transaction_session_timeout, and the lock with it.
+            self._conn.rollback()
         except Exception:
             self._drop_connection()
             return False
@@ -97,6 +100,11 @@ class LeaderLock:
                     text("SELECT pg_advisory_unlock(:k)"), {"k": _lock_key(self.name)}
                 )
                 self._conn.commit()
+            except Exception:
+                # Usually the session is gone and the server freed the lock with it; else end
+                # the session for real, never pool a connection that may still hold the lock.
+                with contextlib.suppress(Exception):
+                    self._conn.invalidate()
             finally:
                 self._drop_connection()
 
