@@ -20,7 +20,7 @@ import pytest
 from eth_abi.abi import encode as abi_encode
 from eth_hash.auto import keccak
 
-from chain import hashing, merkle
+from chain import hashing
 from chain.errors import LeafEncodingError, LiveProofError, MerkleTreeError, VerificationError
 from chain.merkle import (
     StandardMerkleTree,
