@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8545
+API_PORT ?= 8000
 PYTEST_ARGS ?=
 
 .PHONY: run test lint install clean devnet-up devnet-down gas-report
@@ -22,12 +23,9 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 install: $(BIN)/liveproof node_modules/.package-lock.json
 
+# Devnet, contracts, database, API (foreground; Ctrl-C stops it) and demo data.
 run: install
-	$(BIN)/liveproof devnet up --port $(PORT)
-	LIVEPROOF_RPC_URL=http://127.0.0.1:$(PORT) $(BIN)/liveproof deploy
-	@echo
-	@echo "Devnet on http://127.0.0.1:$(PORT) with the contracts deployed (deployments/31337.json)."
-	@echo "Try: $(BIN)/liveproof gas-report    Stop it: $(BIN)/liveproof devnet down"
+	$(BIN)/liveproof up --devnet-port $(PORT) --port $(API_PORT)
 
 test: install
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)

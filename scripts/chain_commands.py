@@ -22,7 +22,7 @@ RpcOption = Annotated[
     str | None,
     typer.Option(
         "--rpc",
-        help="JSON-RPC URL, or 'embedded' [default: $LIVEPROOF_RPC_URL or the local devnet]",
+        help="JSON-RPC URL, or 'embedded' (default: $LIVEPROOF_RPC_URL or the local devnet)",
     ),
 ]
 KeyOption = Annotated[
@@ -30,7 +30,7 @@ KeyOption = Annotated[
     typer.Option(
         "--key",
         help=f"Deployer: a keystore path, or the NAME of an env variable holding a key or keystore "
-        f"path [default: ${DEPLOYER_KEY_ENV}; on a local devnet its first dev account]",
+        f"path (default: ${DEPLOYER_KEY_ENV}; on a local devnet its first dev account)",
     ),
 ]
 

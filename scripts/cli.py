@@ -7,6 +7,7 @@ import typer
 from scripts.bench_commands import bench_app
 from scripts.chain_commands import compile_command, deploy_command, gas_report_command
 from scripts.devnet_commands import devnet_app
+from scripts.local_run import demo_command, up_command
 from scripts.service_commands import committer_command, db_app, keys_app, serve_command
 
 app = typer.Typer(
@@ -24,6 +25,8 @@ app.command("committer")(committer_command)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(bench_app, name="bench")
+app.command("demo")(demo_command)
+app.command("up")(up_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

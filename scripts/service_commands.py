@@ -88,14 +88,39 @@ def serve_command(
     workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
-    """Migrate the database, then serve the API (the committer runs in one worker at a time)."""
-    import uvicorn
+    """Migrate the database, then serve the API; the committer runs beside the workers in a
+    process of its own (so it never competes with a worker's event loop for the GIL), and
+    leads only while no other committer on the database does."""
+    import os
+    import subprocess
+    import sys
 
     from api.migrate import upgrade
 
     settings = _settings()
     with errors_as_exit_codes():
         upgrade(settings.database_url)
+    committer: subprocess.Popen[bytes] | None = None
+    if settings.run_committer:
+        committer = subprocess.Popen(
+            [sys.executable, "-m", "scripts.cli", "committer"], env=dict(os.environ)
+        )
+        # The workers only serve; the committer process commits.
+        os.environ["LIVEPROOF_RUN_COMMITTER"] = "false"
+    try:
+        _run_uvicorn(host, port, workers, log_level)
+    finally:
+        if committer is not None:
+            committer.terminate()
+            try:
+                committer.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                committer.kill()
+
+
+def _run_uvicorn(host: str, port: int, workers: int, log_level: str) -> None:
+    import uvicorn
+
     uvicorn.run(
         "api.app:create_app",
         factory=True,

@@ -59,8 +59,15 @@ def open_session(
         link = state.gateway.link()
         on_chain = link.anchors.session(sid)
         found = find_event(link, "AnchorRegistry", "SessionOpened", "sessionId", session_hash)
-        if on_chain.anchor != body.anchor or found is None:
-            raise
+        if on_chain.anchor != body.anchor or on_chain.closed_at != 0 or found is None:
+            # Not ours to adopt: another anchor's, or long since closed (orders would land
+            # in a closed session).
+            raise ProblemError(
+                409,
+                "session-exists",
+                "A session with this id already exists on chain",
+                body.session_id,
+            ) from None
         tx_hash, block = found
     opened_at = state.gateway.link().anchors.session(sid).opened_at
     row = LiveSession(

@@ -7,6 +7,7 @@ and is stopped when the ``with`` block ends.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -66,14 +67,18 @@ def running_stack(
     batch_interval: float = 1.0,
     batch_size: int = 1_024,
     extra_env: dict[str, str] | None = None,
+    database_url: str | None = None,
 ) -> Iterator[Stack]:
-    """Start anvil, deploy, migrate a fresh SQLite database, seed a catalogue, serve the API."""
+    """Start anvil, deploy, migrate a fresh SQLite database, seed a catalogue, serve the API.
+
+    ``database_url`` replaces the SQLite file with an empty database of the caller's (e.g. a
+    PostgreSQL database made for one test); it is migrated here."""
     deployer = account_from_key(ANVIL_DEV_KEYS[0])
     with tempfile.TemporaryDirectory(prefix="liveproof-stack-") as tmp, throwaway_anvil() as devnet:
         workdir = Path(tmp)
         w3 = connect(devnet.rpc_url)
         deployment, _ = deploy(w3, deployer, directory=workdir)
-        database_url = f"sqlite:///{workdir / 'liveproof.db'}"
+        database_url = database_url or f"sqlite:///{workdir / 'liveproof.db'}"
         upgrade(database_url)
         catalogue = seed_catalogue(
             database_url,
@@ -125,10 +130,10 @@ def running_stack(
                 server=server,
             )
         finally:
-            server.terminate()
+            server.terminate()  # serve stops its workers and its committer process
             try:
                 server.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                server.kill()
+                os.killpg(server.pid, signal.SIGKILL)
                 server.wait()
             log.close()

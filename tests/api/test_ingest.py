@@ -743,3 +743,28 @@ def test_concurrent_retries_of_one_refund_make_one_refund(
     counts = row_counts(settings)
     assert counts["receipts"] == 2
     assert counts["idempotency_keys"] == 2
+
+
+def test_a_closed_session_on_chain_is_never_adopted_by_a_new_open(
+    client: TestClient, keys: Keys, world: World, settings: Settings
+) -> None:
+    """A database that lost its session row (or a fresh one on an old chain) must not reopen
+    a session the chain has closed: orders would land in a closed session."""
+    open_room_and_session(client, keys, world)
+    closed = client.post(
+        "/v1/sessions/live-1/close",
+        json={"recording_hash": RECORDING, "displayed_sales": 0},
+        headers=keys.ingest,
+    )
+    assert closed.status_code == 200, closed.text
+    engine = make_engine(settings.database_url, pool_size=1)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM live_sessions WHERE session_id = 'live-1'"))
+    engine.dispose()
+    again = client.post(
+        "/v1/sessions",
+        json={"session_id": "live-1", "room_id": "room-1", "anchor": world.anchor},
+        headers=keys.ingest,
+    )
+    assert_problem(again, 409, "session-exists")
+    assert client.get("/v1/sessions/live-1").status_code == 404
