@@ -129,7 +129,7 @@ def start_anvil(
             return info
     _clear_run_files(rundir)
 
-    if _port_open(probe_host, port):
+    if _port_open_after_grace(probe_host, port):
         raise PortInUseError(
             f"port {port} on {probe_host} is already in use by another program "
             "(not an anvil started by LiveProof); stop it or choose another port"
@@ -271,6 +271,17 @@ def throwaway_anvil(
 def live_children() -> tuple[int, ...]:
     """Return the pids of anvils started by this process that are still running."""
     return tuple(pid for pid in list(_children) if _group_alive(pid))
+
+
+def _port_open_after_grace(host: str, port: int, grace: float = 3.0) -> bool:
+    """Whether ``port`` stays in use: a process killed a moment ago (a crashed devnet being
+    restarted) can hold its socket for a few milliseconds while the kernel tears it down."""
+    deadline = time.monotonic() + grace
+    while _port_open(host, port):
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(_POLL)
+    return False
 
 
 def _probe_host(host: str) -> str:
