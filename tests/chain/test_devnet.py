@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,11 @@ def test_sigkill_loses_what_the_last_dump_missed(start: Starter, tmp_path: Path)
     _pay(info, 7)
     os.killpg(info.pid, signal.SIGKILL)
     assert not state.exists()
+    # SIGKILL is delivered at once but the processes take a moment to go.
+    deadline = time.monotonic() + 10
+    while anvil_status(info.port, run_dir=tmp_path / "run") is not None:
+        assert time.monotonic() < deadline, "anvil survived SIGKILL"
+        time.sleep(0.05)
     assert stop_anvil(info.port, run_dir=tmp_path / "run") is False  # already dead
 
     again = start(info.port, state_file=state)
