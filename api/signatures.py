@@ -17,6 +17,7 @@ from web3 import Web3
 from api.auth import Principal, forbidden
 from api.chain_gateway import ChainLink
 from api.chain_records import find_event
+from api.models.registry import SignedAction
 from api.problems import ProblemError
 from api.state import AppState
 from chain import eip712
@@ -174,3 +175,28 @@ def recorded_event(
             return event
         return None
     return None  # pragma: no cover - find_event found it in this very transaction
+
+
+def relay_signed(
+    state: AppState,
+    link: ChainLink,
+    registry: Registry,
+    typed: dict[str, Any],
+    *,
+    signer: str,
+    body: SignedAction,
+    send: Callable[[ChainLink, bytes], T],
+) -> T:
+    """Check a signed action (deadline, signature, nonce) and relay it; ``send`` receives the
+    link and the signature's bytes."""
+    check_signed(
+        link,
+        registry,
+        typed,
+        signer=signer,
+        nonce=body.nonce,
+        deadline=body.deadline,
+        signature=body.signature,
+    )
+    signature = bytes.fromhex(body.signature[2:])
+    return relay(state, lambda lk: send(lk, signature))

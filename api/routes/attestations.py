@@ -14,13 +14,13 @@ from api.models import Attestation, Certifier, Claim
 from api.models.common import Hash32, hex32, unhex
 from api.models.registry import AttestationCreate, AttestationPublic, RevocationCreate
 from api.problems import ProblemError
+from api.revocations import ATTESTATION, relay_revocation
 from api.routes.claims import claim_not_found
 from api.signatures import (
     chain_now,
-    check_signed,
     domain,
     recorded_event,
-    relay,
+    relay_signed,
     require_subject,
     same_address,
 )
@@ -124,19 +124,14 @@ def attest(
             body.nonce,
             body.deadline,
         )
-        check_signed(
+        sent = relay_signed(
+            state,
             link,
             "ProvenanceRegistry",
             typed,
             signer=body.certifier,
-            nonce=body.nonce,
-            deadline=body.deadline,
-            signature=body.signature,
-        )
-        signature = unhex(body.signature)
-        sent = relay(
-            state,
-            lambda lk: lk.provenance.attest_by_sig(
+            body=body,
+            send=lambda lk, signature: lk.provenance.attest_by_sig(
                 body.certifier, attestation, body.nonce, body.deadline, signature
             ),
         )
@@ -183,41 +178,7 @@ def revoke_attestation(
         raise attestation_not_found(attestation_id)
     if row.revoked_tx is not None:
         raise ProblemError(409, "attestation-revoked", "Already revoked", attestation_id)
-    link = state.gateway.link()
-    raw_id = unhex(attestation_id)
-    earlier = None
-    if link.provenance.attestation(raw_id).revoked:
-        earlier = recorded_event(
-            link,
-            "ProvenanceRegistry",
-            "AttestationRevoked",
-            "attestationId",
-            attestation_id,
-            {"certifier": row.certifier},
-        )
-    if earlier is not None:
-        tx_hash = earlier.tx_hash
-    else:
-        typed = eip712.revoke_attestation(
-            domain(link, "ProvenanceRegistry"), body.signer, raw_id, body.nonce, body.deadline
-        )
-        check_signed(
-            link,
-            "ProvenanceRegistry",
-            typed,
-            signer=body.signer,
-            nonce=body.nonce,
-            deadline=body.deadline,
-            signature=body.signature,
-        )
-        signature = unhex(body.signature)
-        tx_hash = relay(
-            state,
-            lambda lk: lk.provenance.revoke_attestation_by_sig(
-                body.signer, raw_id, body.nonce, body.deadline, signature
-            ),
-        ).tx_hash
-    row.revoked_tx = tx_hash
+    row.revoked_tx = relay_revocation(state, ATTESTATION, attestation_id, body)
     save(state, row)
     return row
 

@@ -14,13 +14,13 @@ from api.models import Claim, Product
 from api.models.common import Gtin, Hash32, hex32, unhex
 from api.models.registry import ClaimCreate, ClaimPublic, RevocationCreate
 from api.problems import ProblemError
+from api.revocations import CLAIM, relay_revocation
 from api.routes.products import product_by_gtin, product_not_found
 from api.signatures import (
     chain_now,
-    check_signed,
     domain,
     recorded_event,
-    relay,
+    relay_signed,
     require_subject,
     same_address,
 )
@@ -123,19 +123,14 @@ def add_claim(
         typed = eip712.product_claim(
             domain(link, "ProvenanceRegistry"), body.issuer, claim, body.nonce, body.deadline
         )
-        check_signed(
+        sent = relay_signed(
+            state,
             link,
             "ProvenanceRegistry",
             typed,
             signer=body.issuer,
-            nonce=body.nonce,
-            deadline=body.deadline,
-            signature=body.signature,
-        )
-        signature = unhex(body.signature)
-        sent = relay(
-            state,
-            lambda lk: lk.provenance.add_claim_by_sig(
+            body=body,
+            send=lambda lk, signature: lk.provenance.add_claim_by_sig(
                 body.issuer, claim, body.nonce, body.deadline, signature
             ),
         )
@@ -184,36 +179,7 @@ def revoke_claim(
         raise claim_not_found(claim_id)
     if row.revoked_tx is not None:
         raise ProblemError(409, "claim-revoked", "The claim is already revoked", claim_id)
-    link = state.gateway.link()
-    raw_id = unhex(claim_id)
-    earlier = None
-    if link.provenance.claim(raw_id).revoked:
-        earlier = recorded_event(
-            link, "ProvenanceRegistry", "ClaimRevoked", "claimId", claim_id, {"issuer": row.issuer}
-        )
-    if earlier is not None:
-        tx_hash = earlier.tx_hash
-    else:
-        typed = eip712.revoke_claim(
-            domain(link, "ProvenanceRegistry"), body.signer, raw_id, body.nonce, body.deadline
-        )
-        check_signed(
-            link,
-            "ProvenanceRegistry",
-            typed,
-            signer=body.signer,
-            nonce=body.nonce,
-            deadline=body.deadline,
-            signature=body.signature,
-        )
-        signature = unhex(body.signature)
-        tx_hash = relay(
-            state,
-            lambda lk: lk.provenance.revoke_claim_by_sig(
-                body.signer, raw_id, body.nonce, body.deadline, signature
-            ),
-        ).tx_hash
-    row.revoked_tx = tx_hash
+    row.revoked_tx = relay_revocation(state, CLAIM, claim_id, body)
     save(state, row)
     return row
 

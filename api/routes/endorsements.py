@@ -16,7 +16,8 @@ from api.models.anchors import EndorsementCreate, EndorsementPublic
 from api.models.common import Address, Hash32, hex32, unhex
 from api.models.registry import RevocationCreate
 from api.problems import ProblemError
-from api.signatures import chain_now, check_signed, domain, relay, same_address
+from api.revocations import ENDORSEMENT, relay_revocation
+from api.signatures import chain_now, domain, relay_signed, same_address
 from chain import eip712
 from chain.actions import EndorsementTerms, currency_code
 
@@ -136,19 +137,14 @@ def endorse(
         typed = eip712.endorsement(
             domain(link, "AnchorRegistry"), body.anchor, terms, body.nonce, body.deadline
         )
-        check_signed(
+        sent = relay_signed(
+            state,
             link,
             "AnchorRegistry",
             typed,
             signer=body.anchor,
-            nonce=body.nonce,
-            deadline=body.deadline,
-            signature=body.signature,
-        )
-        signature = unhex(body.signature)
-        sent = relay(
-            state,
-            lambda lk: lk.anchors.endorse_by_sig(
+            body=body,
+            send=lambda lk, signature: lk.anchors.endorse_by_sig(
                 body.anchor, terms, body.nonce, body.deadline, signature
             ),
         )
@@ -208,34 +204,7 @@ def revoke_endorsement(
         )
     if row.revoked_tx is not None:
         raise ProblemError(409, "endorsement-revoked", "Already revoked", endorsement_id)
-    link = state.gateway.link()
-    raw_id = unhex(endorsement_id)
-    found = None
-    if link.anchors.endorsement(raw_id).revoked:
-        key = "endorsementId"
-        found = find_event(link, "AnchorRegistry", "EndorsementRevoked", key, endorsement_id)
-    if found is not None:
-        row.revoked_tx = found[0]
-    else:
-        typed = eip712.revoke_endorsement(
-            domain(link, "AnchorRegistry"), body.signer, raw_id, body.nonce, body.deadline
-        )
-        check_signed(
-            link,
-            "AnchorRegistry",
-            typed,
-            signer=body.signer,
-            nonce=body.nonce,
-            deadline=body.deadline,
-            signature=body.signature,
-        )
-        signature = unhex(body.signature)
-        row.revoked_tx = relay(
-            state,
-            lambda lk: lk.anchors.revoke_endorsement_by_sig(
-                body.signer, raw_id, body.nonce, body.deadline, signature
-            ),
-        ).tx_hash
+    row.revoked_tx = relay_revocation(state, ENDORSEMENT, endorsement_id, body)
     save(state, row)
     return row
 

@@ -12,7 +12,7 @@ from api.models import Brand, Product
 from api.models.common import Address, Gtin, hex32, unhex
 from api.models.registry import ProductCreate, ProductPublic
 from api.problems import ProblemError
-from api.signatures import check_signed, domain, recorded_event, relay, require_subject
+from api.signatures import domain, recorded_event, relay_signed, require_subject
 from chain import eip712
 from chain.actions import ProductInput, gtin_is_valid, product_id_of
 
@@ -107,19 +107,14 @@ def register_product(
         typed = eip712.register_product(
             domain(link, "ProvenanceRegistry"), body.brand, product, body.nonce, body.deadline
         )
-        check_signed(
+        sent = relay_signed(
+            state,
             link,
             "ProvenanceRegistry",
             typed,
             signer=body.brand,
-            nonce=body.nonce,
-            deadline=body.deadline,
-            signature=body.signature,
-        )
-        signature = unhex(body.signature)
-        sent = relay(
-            state,
-            lambda lk: lk.provenance.register_product_by_sig(
+            body=body,
+            send=lambda lk, signature: lk.provenance.register_product_by_sig(
                 body.brand, product, body.nonce, body.deadline, signature
             ),
         )
