@@ -9,9 +9,8 @@ import orjson
 from api.models import Batch, Receipt
 from api.receipt_codes import encode as encode_code
 from chain.merkle import proof_from_tree
+from chain.proof_bundle import BUNDLE_FORMAT
 from chain.receipts import LEAF_TYPES, ReceiptKind, ReceiptLeaf
-
-BUNDLE_FORMAT = "liveproof-receipt-proof/1"
 
 
 def leaf_of(receipt: Receipt) -> ReceiptLeaf:

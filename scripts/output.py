@@ -19,7 +19,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-console = Console(highlight=False)
+# soft_wrap: OK and FAIL lines stay one line each, whatever the terminal width.
+console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False)
 
 T = TypeVar("T")

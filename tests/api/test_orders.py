@@ -88,3 +88,23 @@ def test_idempotent_retry_gets_the_same_response_and_one_order(
     assert other.json()["type"] == "urn:liveproof:problem:idempotency-key-reused"
     metrics = client.get("/metrics").text
     assert "liveproof_orders_accepted_total 1.0" in metrics
+
+
+def test_the_apis_proof_bundle_verifies_with_the_chain_alone(
+    client: TestClient, keys: Keys, world: World, committer: Committer, w3: Web3
+) -> None:
+    """What the API hands a shopper passes the API-free check (chain.proof_bundle)."""
+    from chain.proof_bundle import ProofBundle, verify_bundle
+
+    open_room_and_session(client, keys, world)
+    codes = [
+        client.post(
+            "/v1/orders", json=order(world), headers={**keys.ingest, "Idempotency-Key": f"v{i}"}
+        ).json()["receipt_code"]
+        for i in range(5)
+    ]
+    committer.run_once()
+    for code in codes:
+        bundle = ProofBundle.parse(client.get(f"/v1/receipts/{code}/proof").json())
+        checks = [c.item for c in verify_bundle(w3, bundle)]
+        assert checks[-1] == f"receipt 0x{bundle.leaf.receipt_id.hex()}"
