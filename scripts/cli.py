@@ -9,6 +9,7 @@ from scripts.chain_commands import compile_command, deploy_command, gas_report_c
 from scripts.devnet_commands import devnet_app
 from scripts.local_run import demo_command, up_command
 from scripts.service_commands import committer_command, db_app, keys_app, serve_command
+from scripts.sign_commands import sign_app
 from scripts.verify_commands import verify_receipt_command
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(bench_app, name="bench")
 app.command("verify-receipt")(verify_receipt_command)
+app.add_typer(sign_app, name="sign")
 app.command("demo")(demo_command)
 app.command("up")(up_command)
 
