@@ -6,12 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 from sqlmodel import col, select
+from starlette.responses import Response
 
 from api.deps import BrandDep, SessionDep, StateDep, save
 from api.models import Brand, Product
 from api.models.common import Address, Gtin, hex32, unhex
 from api.models.registry import ProductCreate, ProductPublic
 from api.problems import ProblemError
+from api.qr import digital_link, qr_response
 from api.signatures import domain, recorded_event, relay_signed, require_subject
 from chain import eip712
 from chain.actions import ProductInput, gtin_is_valid, product_id_of
@@ -164,3 +166,20 @@ def get_product(gtin: Gtin, session: SessionDep) -> Product:
     if row is None:
         raise product_not_found(gtin)
     return row
+
+
+@router.get(
+    "/{gtin}/qr.{fmt}",
+    summary="QR code (png or svg) of the product's GS1 Digital Link URL",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}, "image/svg+xml": {}}},
+        404: {"description": "No such product or format"},
+    },
+)
+def get_product_qr(gtin: Gtin, fmt: str, session: SessionDep, state: StateDep) -> Response:
+    """The QR code printed on the pack or shown in the live room: ``<base>/01/<GTIN-14>``."""
+    product = product_by_gtin(session, gtin)
+    if product is None:
+        raise product_not_found(gtin)
+    return qr_response(digital_link(state.settings.public_url, product.gtin), fmt)

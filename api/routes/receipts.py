@@ -6,12 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter
 from sqlmodel import col, select
+from starlette.responses import Response
 
 from api.bundles import proof_bundle, receipt_view
-from api.deps import SessionDep
+from api.deps import SessionDep, StateDep
 from api.models import Batch, Receipt
 from api.models.receipts import ReceiptPublic
 from api.problems import ProblemError
+from api.qr import qr_response, receipt_page
 from api.receipt_codes import decode
 
 router = APIRouter(prefix="/receipts", tags=["receipts"])
@@ -54,3 +56,18 @@ def get_proof_bundle(code: str, session: SessionDep) -> dict[str, Any]:
             409, "receipt-pending", "The receipt is not committed yet", "try again in a moment"
         )
     return proof_bundle(receipt, batch)
+
+
+@router.get(
+    "/{code}/qr.{fmt}",
+    summary="QR code (png or svg) of the receipt's page URL",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}, "image/svg+xml": {}}},
+        404: {"description": "No such receipt or format"},
+    },
+)
+def get_receipt_qr(code: str, fmt: str, session: SessionDep, state: StateDep) -> Response:
+    """The QR code a shopper scans to open this receipt's page."""
+    _load(session, code)
+    return qr_response(receipt_page(state.settings.public_url, code.strip().lower()), fmt)
