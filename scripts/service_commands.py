@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from typing import Annotated
 
 import typer
 
+from api.committer import Committer
 from api.config import Settings
 from scripts.output import console, die, errors_as_exit_codes
 
@@ -103,7 +105,8 @@ def serve_command(
     committer: subprocess.Popen[bytes] | None = None
     if settings.run_committer:
         committer = subprocess.Popen(
-            [sys.executable, "-m", "scripts.cli", "committer"], env=dict(os.environ)
+            [sys.executable, "-m", "scripts.cli", "committer"],
+            env={**os.environ, PARENT_ENV: str(os.getpid())},
         )
         # The workers only serve; the committer process commits.
         os.environ["LIVEPROOF_RUN_COMMITTER"] = "false"
@@ -138,6 +141,27 @@ def _run_uvicorn(host: str, port: int, workers: int, log_level: str) -> None:
     )
 
 
+#: Set by ``serve`` for the committer it starts: that committer stops when serve is gone.
+PARENT_ENV = "LIVEPROOF_COMMITTER_PARENT"
+
+
+def _stop_with_parent(committer: Committer) -> None:
+    """If ``serve`` started us, stop when it dies, even by SIGKILL (then nobody tells us)."""
+    import os
+    import threading
+
+    parent = os.environ.get(PARENT_ENV)
+    if not parent:
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(1)
+        committer.stop()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def committer_command(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit")] = False,
 ) -> None:
@@ -169,6 +193,7 @@ def committer_command(
             )
             return
         signal.signal(signal.SIGTERM, lambda *_: committer.stop())
+        _stop_with_parent(committer)
         try:
             committer.run_forever()
         except KeyboardInterrupt:
