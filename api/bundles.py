@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from api.models import Batch, Receipt
+from api.models.common import unhex
 from api.receipt_codes import encode as encode_code
 from chain.merkle import proof_from_tree
 from chain.proof_bundle import BUNDLE_FORMAT
@@ -15,10 +16,7 @@ from chain.receipts import LEAF_TYPES, ReceiptKind, ReceiptLeaf
 
 def leaf_of(receipt: Receipt) -> ReceiptLeaf:
     """The receipt's leaf v1 values."""
-
-    def b(value: str) -> bytes:
-        return bytes.fromhex(value[2:])
-
+    b = unhex
     return ReceiptLeaf(
         receipt_id=b(receipt.receipt_id),
         kind=ReceiptKind(receipt.kind),

@@ -318,6 +318,7 @@ class Committer:
         """Settle sealed batches and re-send committed ones the chain lost; batches settled."""
         head = link.w3.eth.block_number
         with self.engine.connect() as conn:
+            # Batches recorded above the chain's head are included: a rolled-back chain.
             recent = list(
                 conn.execute(
                     select(col(Batch.root)).where(
@@ -326,17 +327,9 @@ class Committer:
                     )
                 ).scalars()
             )
-            recent += list(
-                conn.execute(
-                    select(col(Batch.root)).where(
-                        col(Batch.status) == BatchStatus.COMMITTED.value,
-                        col(Batch.block_number) > head,
-                    )
-                ).scalars()
-            )
         # Asked outside any write transaction: one chain read per batch must not hold the
         # database's write lock (SQLite's is database-wide) while orders wait to be stored.
-        vanished = [r for r in set(recent) if not link.ledger.batch(bytes.fromhex(r[2:])).committed]
+        vanished = [r for r in recent if not link.ledger.batch(bytes.fromhex(r[2:])).committed]
         if vanished:
             log.warning("%d committed batches are gone from the chain: re-sending", len(vanished))
             with self.engine.begin() as conn:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import fcntl
 import sqlite3
-from collections.abc import Iterator
-from functools import lru_cache
 from typing import IO, Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, create_engine
+from sqlmodel import create_engine
 
 #: How long a SQLite writer waits for the lock before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -126,15 +124,3 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(sa_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-
-
-@lru_cache(maxsize=8)
-def engine_for(url: str) -> Engine:
-    """The process-wide engine for ``url``."""
-    return make_engine(url)
-
-
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """Yield a session that is closed afterwards (FastAPI dependency body)."""
-    with Session(engine, expire_on_commit=False) as session:
-        yield session

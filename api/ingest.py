@@ -30,6 +30,7 @@ from sqlmodel import col
 
 from api.lookups import Lookups
 from api.models import IdempotencyRecord, Receipt
+from api.models.common import hex32, unhex
 from api.models.receipts import OrderCreate, ReceiptStatus, RefundCreate
 from api.problems import ProblemError
 from api.receipt_codes import encode as encode_code
@@ -50,14 +51,6 @@ _IDEMPOTENCY_COLUMNS = (
     "key_id", "idempotency_key", "request_sha256", "status_code", "response", "created_at",
 )  # fmt: skip
 _MAX_GROUP = 5_000
-
-
-def _h(value: bytes) -> str:
-    return "0x" + value.hex()
-
-
-def _b(value: str) -> bytes:
-    return bytes.fromhex(value[2:])
 
 
 @dataclass
@@ -112,7 +105,7 @@ class ReceiptFactory:
                 409, "session-closed", "The live session is closed", order.session_id
             )
         if order.gtin is not None:
-            product_id = _h(product_id_of(int(order.gtin)))
+            product_id = hex32(product_id_of(int(order.gtin)))
         else:
             assert order.product_id is not None
             product_id = order.product_id
@@ -140,10 +133,10 @@ class ReceiptFactory:
             receipt_id=os.urandom(32),
             kind=ReceiptKind.SALE,
             refers_to=bytes(32),
-            room_id=_b(room.room_hash),
-            session_id=_b(live.session_hash),
-            product_id=_b(product_id),
-            endorsement_id=_b(endorsement_id),
+            room_id=unhex(room.room_hash),
+            session_id=unhex(live.session_hash),
+            product_id=unhex(product_id),
+            endorsement_id=unhex(endorsement_id),
             quantity=order.quantity,
             unit_price=order.unit_price,
             currency=order.currency.encode("ascii"),
@@ -167,16 +160,16 @@ class ReceiptFactory:
         leaf = ReceiptLeaf(
             receipt_id=os.urandom(32),
             kind=ReceiptKind.REFUND,
-            refers_to=_b(sale.receipt_id),
-            room_id=_b(sale.room_hash),
-            session_id=_b(sale.session_hash),
-            product_id=_b(sale.product_id),
-            endorsement_id=_b(sale.endorsement_id),
+            refers_to=unhex(sale.receipt_id),
+            room_id=unhex(sale.room_hash),
+            session_id=unhex(sale.session_hash),
+            product_id=unhex(sale.product_id),
+            endorsement_id=unhex(sale.endorsement_id),
             quantity=refund.quantity,
             unit_price=sale.unit_price,
             currency=sale.currency.encode("ascii"),
             ordered_at=refund.refunded_at if refund.refunded_at is not None else int(now),
-            buyer_commitment=_b(sale.buyer_commitment),
+            buyer_commitment=unhex(sale.buyer_commitment),
         )
         return self._prepared(
             leaf,
@@ -203,28 +196,28 @@ class ReceiptFactory:
         now: float,
         immediate: bool,
     ) -> Prepared:
-        receipt_id = _h(leaf.receipt_id)
-        leaf_hash = _h(leaf.leaf_hash())
+        receipt_id = hex32(leaf.receipt_id)
+        leaf_hash = hex32(leaf.leaf_hash())
         code = encode_code(leaf.receipt_id)
         row = {
             "receipt_id": receipt_id,
             "kind": int(leaf.kind),
-            "refers_to": _h(leaf.refers_to),
+            "refers_to": hex32(leaf.refers_to),
             "room_id": room_id,
-            "room_hash": _h(leaf.room_id),
+            "room_hash": hex32(leaf.room_id),
             "session_id": session_id,
-            "session_hash": _h(leaf.session_id),
-            "product_id": _h(leaf.product_id),
-            "endorsement_id": _h(leaf.endorsement_id),
+            "session_hash": hex32(leaf.session_id),
+            "product_id": hex32(leaf.product_id),
+            "endorsement_id": hex32(leaf.endorsement_id),
             "quantity": leaf.quantity,
             "unit_price": leaf.unit_price,
             "currency": leaf.currency.decode("ascii"),
             "ordered_at": leaf.ordered_at,
-            "buyer_commitment": _h(leaf.buyer_commitment),
+            "buyer_commitment": hex32(leaf.buyer_commitment),
             "leaf_hash": leaf_hash,
             "order_ref": order_ref,
             "buyer_ref": buyer_ref,
-            "salt": _h(salt) if salt is not None else None,
+            "salt": hex32(salt) if salt is not None else None,
             "status": ReceiptStatus.PENDING.value,
             "accepted_at": now,
             "ingest_key_id": key_pk,

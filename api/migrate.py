@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -42,8 +43,9 @@ def current_revision(database_url: str, engine: Engine | None = None) -> str | N
             engine.dispose()
 
 
+@cache
 def head_revision() -> str | None:
-    """The newest revision this code ships."""
+    """The newest revision this code ships (read once: the scripts do not change at run time)."""
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

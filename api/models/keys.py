@@ -34,9 +34,3 @@ class ApiKey(ApiKeyBase, table=True):
     secret_sha256: str = Field(max_length=64)
     created_at: float = Field(default_factory=now)
     revoked_at: float | None = None
-
-
-class ApiKeyPublic(ApiKeyBase):
-    key_id: str
-    created_at: float
-    revoked_at: float | None
