@@ -8,7 +8,7 @@ PORT ?= 8545
 API_PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint install clean devnet-up devnet-down gas-report
+.PHONY: run test lint install browser clean devnet-up devnet-down gas-report
 
 # The installs are keyed on their manifests, so a second `make` skips them.
 $(BIN)/liveproof: pyproject.toml
@@ -27,7 +27,11 @@ install: $(BIN)/liveproof node_modules/.package-lock.json
 run: install
 	$(BIN)/liveproof up --devnet-port $(PORT) --port $(API_PORT)
 
-test: install
+# Debian's chromium (and a CJK font) for the browser tests; Playwright cannot fetch a browser.
+browser:
+	sh scripts/setup/install-chromium.sh
+
+test: install browser
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 lint: install

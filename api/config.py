@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     max_pending: Annotated[int, Field(ge=1)] = 1_000_000
     #: Request bodies larger than this are refused with 413 before they are read.
     max_body_bytes: Annotated[int, Field(ge=1_024)] = 8 * 1024 * 1024
+    #: Requests per second (and burst) each API key may send to one worker process; 0: no limit.
+    rate_limit_keyed: Annotated[float, Field(ge=0)] = 5_000.0
+    rate_burst_keyed: Annotated[int, Field(ge=1)] = 10_000
+    #: Requests per second (and burst) each client address without a key may send; 0: none.
+    rate_limit_anonymous: Annotated[float, Field(ge=0)] = 100.0
+    rate_burst_anonymous: Annotated[int, Field(ge=1)] = 200
     #: Orders accepted in one bulk request.
     max_bulk_orders: Annotated[int, Field(ge=1, le=100_000)] = 10_000
     #: Run the committer inside `serve` (one leader across all workers and servers).
@@ -45,7 +51,11 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     #: Directory of ``<chainId>.json`` deployment files; default: ``deployments/`` in the checkout.
     deployments_dir: Path | None = None
-    #: Explorer link template for transactions; empty for none.
+    #: The chain RPC URL the pages' Verify button offers shoppers (they may change it);
+    #: empty: ``rpc_url``. Set it when the service reaches its node at a private address.
+    public_rpc_url: str = ""
+    #: Explorer link template for transactions, with ``{tx}`` where the hash goes (e.g.
+    #: ``https://sepolia.etherscan.io/tx/{tx}``); empty: the service's own ``/tx/<hash>`` page.
     explorer_tx_url: str = ""
 
     @field_validator("database_url")
@@ -53,6 +63,13 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
             raise ValueError("database URL must be sqlite:///PATH or postgresql://...")
+        return value
+
+    @field_validator("explorer_tx_url")
+    @classmethod
+    def _explorer_template(cls, value: str) -> str:
+        if value and "{tx}" not in value:
+            raise ValueError("the explorer URL template must contain {tx}")
         return value
 
     def __repr__(self) -> str:  # pragma: no cover - pydantic already masks SecretStr

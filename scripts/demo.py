@@ -171,18 +171,24 @@ class DemoApi:
         body: Any = None,
         idempotency_key: str | None = None,
     ) -> httpx.Response:
-        """Send a request; reads and idempotent POSTs are retried after a dropped connection."""
+        """Send a request; reads and idempotent POSTs are retried after a dropped connection,
+        and any request refused by the rate limit (429) after its ``Retry-After``."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         retryable = method == "GET" or idempotency_key is not None
-        for attempt in range(3):
+        for attempt in range(6):
             try:
-                return self.http.request(method, path, json=body, headers=headers)
+                response = self.http.request(method, path, json=body, headers=headers)
             except httpx.TransportError as exc:
-                if not retryable or attempt == 2:
+                if not retryable or attempt >= 2:
                     raise DemoError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
                 time.sleep(0.5)
+                continue
+            if response.status_code != 429 or attempt == 5:
+                return response
+            # Refused by the rate limit before any work: safe to send again, later.
+            time.sleep(min(float(response.headers.get("retry-after", "1")), 5.0))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def expect(self, response: httpx.Response, *statuses: int) -> Any:
@@ -348,9 +354,12 @@ class DemoResult:
     def shopper_urls(self) -> list[tuple[str, str]]:
         """(what, URL) pairs a shopper, anchor or auditor would open."""
         base = self.api_url
-        urls = [("product", f"{base}/v1/products/{g}") for g in self.gtins[:1]]
+        urls = [("product page", f"{base}/01/{g}") for g in self.gtins[:1]]
+        urls += [("anchor page", f"{base}/a/{h}") for h in (HOST_HANDLE, GUEST_HANDLE)]
+        urls += [("product", f"{base}/v1/products/{g}") for g in self.gtins[:1]]
         urls.append(("claims", f"{base}/v1/products/{self.gtins[0]}/claims"))
         for receipt in self.receipts:
+            urls.append((f"receipt page ({receipt.note})", f"{base}/r/{receipt.code}"))
             urls.append((f"receipt ({receipt.note})", f"{base}/v1/receipts/{receipt.code}"))
             urls.append(("proof bundle", f"{base}/v1/receipts/{receipt.code}/proof"))
         roots = dict.fromkeys(r.batch_root for r in self.receipts if r.batch_root)
@@ -665,8 +674,8 @@ def run_session(
     endorsement_note: str,
 ) -> tuple[SessionSummary, list[ShownReceipt], list[str]]:
     """Open a session, post its orders (some one by one, the rest in bulk), refund a few,
-    close it with the units sold as the displayed count. Returns the summary, receipts worth
-    showing and every receipt code."""
+    close it with the net units sold (refunds taken off) as the displayed count. Returns the
+    summary, receipts worth showing and every receipt code."""
     token = cast.ingest_token
     api.expect(
         api.request(
@@ -705,6 +714,7 @@ def run_session(
         shown.append(ShownReceipt(accepted[typical]["receipt_code"], note))
     codes = [a["receipt_code"] for a in accepted]
     every = refund_every or len(accepted) + 1
+    refunded_units = 0
     for index in range(every - 1, len(accepted), every):
         order = orders[index]
         # Mostly whole refunds; a multi-unit order gets one unit back.
@@ -718,6 +728,7 @@ def run_session(
             201,
         )  # fmt: skip
         codes.append(refund["receipt_code"])
+        refunded_units += quantity
         if summary.refunds == 0:
             shown.append(
                 ShownReceipt(
@@ -726,7 +737,7 @@ def run_session(
                 )
             )
         summary.refunds += 1
-    summary.displayed_sales = summary.units
+    summary.displayed_sales = summary.units - refunded_units
     recording = keccak256(f"recording of {session_id}".encode())
     closed = api.expect(
         api.request(

@@ -165,9 +165,13 @@ def recent_urls(database_url: str, base_url: str, limit: int = 3) -> list[tuple[
             ).all()
     finally:
         engine.dispose()
-    urls = [("product", f"{base_url}/v1/products/{product.gtin}")] if product else []
+    urls = []
+    if product is not None:
+        urls.append(("product page", f"{base_url}/01/{product.gtin}"))
+        urls.append(("product", f"{base_url}/v1/products/{product.gtin}"))
     for receipt in receipts:
         code = encode(bytes.fromhex(receipt.receipt_id[2:]))
+        urls.append(("receipt page", f"{base_url}/r/{code}"))
         urls.append(("receipt", f"{base_url}/v1/receipts/{code}"))
         urls.append(("proof bundle", f"{base_url}/v1/receipts/{code}/proof"))
     roots = dict.fromkeys(r.batch_root for r in receipts)
@@ -363,15 +367,20 @@ def _print_where_to_look(
     say()
     say("LiveProof is up.")
     for what, url in (
+        ("pages", f"{base_url}/"),
         ("API docs", f"{base_url}/docs"),
         ("readiness", f"{base_url}/readyz"),
         ("metrics", f"{base_url}/metrics"),
         ("log", str(log_file)),
     ):
         say(f"  {what:<10} {url}")
-    receipt = next((url for what, url in urls if what.startswith("receipt")), None)
+    page = next((url for what, url in urls if what.startswith("receipt page")), None)
+    receipt = next((url for what, url in urls if what.startswith("receipt (")), None)
+    receipt = receipt or next((url for what, url in urls if what == "receipt"), None)
+    if page is not None:
+        say(f"  {'a receipt':<10} {page}")
     if receipt is not None:
-        say(f"  {'a receipt':<10} {receipt}")
+        say(f"  {'as JSON':<10} {receipt}")
         say(f"  {'its proof':<10} {receipt}/proof")
     say("Ctrl-C stops the API.")
     if devnet is not None:

@@ -3,6 +3,7 @@ and ``liveproof up --once`` against a throw-away anvil, on SQLite and PostgreSQL
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -36,6 +37,7 @@ RECEIPT_URL = re.compile(r"(http://\S+/v1/receipts/lp1[a-z2-7]+)(?=\s|$)", re.MU
 PROOF_URL = re.compile(r"(http://\S+/v1/receipts/lp1[a-z2-7]+/proof)")
 SESSION_URL = re.compile(r"(http://\S+/v1/sessions/\S+)")
 ENDORSEMENT_URL = re.compile(r"(http://\S+/v1/endorsements/0x[0-9a-f]{64})")
+PAGE_URL = re.compile(r"(http://\S+/(?:r|01|a)/\S+)")
 BATCH_URL = re.compile(r"(http://\S+/v1/batches/0x[0-9a-f]{64})")
 
 
@@ -122,6 +124,16 @@ def test_demo_exits_0_and_every_printed_receipt_is_committed(demo_run: DemoRun) 
     assert demo_run.stack.catalogue.gtin in {p["gtin"] for p in products}
 
 
+def test_every_printed_page_opens(demo_run: DemoRun) -> None:
+    pages = PAGE_URL.findall(demo_run.result.stdout)
+    kinds = {re.sub(r"^http://[^/]+/(\w+)/.*$", r"\1", url) for url in pages}
+    assert kinds == {"r", "01", "a"}
+    for url in pages:
+        page = httpx.get(url)
+        assert page.status_code == 200, url
+        assert page.headers["content-type"].startswith("text/html")
+
+
 def test_every_demo_receipt_is_committed_and_refunds_exist(demo_run: DemoRun) -> None:
     engine = make_engine(demo_run.stack.database_url, pool_size=1)
     with Session(engine) as session:
@@ -153,7 +165,7 @@ def test_printed_proof_bundle_verifies_on_chain(demo_run: DemoRun) -> None:
         assert not ledger.verify_receipt(bytes.fromhex(bundle["root"][2:]), forged_leaf, proof)
 
 
-def test_sessions_closed_with_the_units_actually_sold(demo_run: DemoRun) -> None:
+def test_sessions_closed_with_the_net_units_actually_sold(demo_run: DemoRun) -> None:
     urls = SESSION_URL.findall(demo_run.result.stdout)
     assert len(urls) == 2
     engine = make_engine(demo_run.stack.database_url, pool_size=1)
@@ -163,13 +175,15 @@ def test_sessions_closed_with_the_units_actually_sold(demo_run: DemoRun) -> None
         assert live["close_tx"] is not None
         assert live["recording_hash"] is not None
         with Session(engine) as session:
-            sold = session.exec(
-                select(func.sum(col(Receipt.quantity))).where(
-                    col(Receipt.session_id) == live["session_id"],
-                    col(Receipt.kind) == ReceiptKind.SALE,
-                )
-            ).one()
-        assert live["displayed_sales"] == sold
+            units = dict(
+                session.exec(
+                    select(Receipt.kind, func.sum(col(Receipt.quantity)))
+                    .where(col(Receipt.session_id) == live["session_id"])
+                    .group_by(col(Receipt.kind))
+                ).all()
+            )
+        net = units[ReceiptKind.SALE] - units.get(ReceiptKind.REFUND, 0)
+        assert live["displayed_sales"] == net
     engine.dispose()
 
 
@@ -258,6 +272,7 @@ def test_up_once_deploys_serves_seeds_then_skips_the_demo(backend: str, tmp_path
         assert f"http://127.0.0.1:{port}/docs" in first.stdout
         assert "LiveProof is up." in first.stdout
         assert len(RECEIPT_URL.findall(first.stdout)) >= 4
+        assert f"http://127.0.0.1:{port}/r/lp1" in first.stdout
         # --once stops the server it started.
         assert not port_in_use("127.0.0.1", port)
 
@@ -291,3 +306,29 @@ def test_up_refuses_a_port_in_use(tmp_path: Path) -> None:
         )  # fmt: skip
     assert result.returncode == 2
     assert f"port {devnet.port} on 127.0.0.1 is in use" in result.stderr
+
+
+def test_the_demo_passes_every_audit(demo_run: DemoRun, tmp_path: Path) -> None:
+    """An auditor with only the RPC URL, the deployment file and the public manifests (read
+    from the API) finds the demo clean; so does the database reconciliation."""
+    stack = demo_run.stack
+    w3 = connect(stack.devnet.rpc_url)
+    deployment_file = stack.workdir / f"{w3.eth.chain_id}.json"
+    report = tmp_path / "chain.json"
+    chain = cli(
+        "audit", "chain", "--rpc", stack.devnet.rpc_url, "--deployment", str(deployment_file),
+        "--api", stack.base_url, "--report", str(report), env={},
+    )  # fmt: skip
+    assert chain.returncode == 0, chain.stdout + chain.stderr
+    assert "FAIL" not in chain.stdout
+    stats = json.loads(report.read_text())["stats"]
+    engine = make_engine(stack.database_url, pool_size=1)
+    with Session(engine) as session:
+        receipts = session.exec(select(func.count()).select_from(Receipt)).one()
+    engine.dispose()
+    assert stats["receipts"] == receipts
+    db = cli(
+        "audit", "db", "--rpc", stack.devnet.rpc_url, "--deployment", str(deployment_file),
+        "--database-url", stack.database_url, env={},
+    )  # fmt: skip
+    assert db.returncode == 0, db.stdout + db.stderr

@@ -1,0 +1,1 @@
+"""Server-rendered pages for shoppers and anchors (English and Simplified Chinese)."""
