@@ -496,6 +496,19 @@ def _children(tree: Sequence[bytes], lo: int, hi: int) -> tuple[Sequence[bytes],
     return tree[2 * lo + 1 : 2 * hi : 2], tree[2 * lo + 2 : 2 * hi + 1 : 2]
 
 
+def root_of_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
+    """The StandardMerkleTree root over already-hashed leaves (sorted, as ``of()`` sorts them):
+    what an auditor rebuilding roots needs, without values, proofs or a tree object."""
+    if not hashes:
+        raise MerkleTreeError("cannot build a Merkle tree with no leaves")
+    count = len(hashes)
+    tree: list[bytes] = [b""] * (count - 1)
+    tree.extend(sorted(hashes, reverse=True))
+    for lo, hi in _internal_chunks(count):
+        tree[lo:hi] = _node_hashes(*_children(tree, lo, hi))
+    return tree[0]
+
+
 def standard_node_hash(a: bytes, b: bytes) -> bytes:
     """Hash of an internal node: ``keccak256`` of the two children, smaller first."""
     return _keccak(a + b if a <= b else b + a)

@@ -39,3 +39,51 @@ def bench_ingest(
     console.print(
         f"lost {report.lost}  committed twice {report.duplicates}  errors {report.errors}"
     )
+
+
+@bench_app.command("audit")
+def bench_audit(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    receipts: Annotated[
+        int, typer.Option("--receipts", min=1, help="Receipts committed before the audit")
+    ] = 100_000,
+) -> None:
+    """Receipts/s and peak RSS of `audit chain` over a chain built with N receipts."""
+    from scripts.bench.audit import report_json, run_audit_bench
+
+    with errors_as_exit_codes():
+        report = run_audit_bench(receipts)
+    if as_json:
+        print(report_json(report))
+        return
+    console.print(
+        f"audit chain  {report.receipts_per_s:>10,} receipts/s  ({report.receipts:,} receipts in "
+        f"{report.batches:,} batches, {report.seconds} s; {report.wall_seconds} s with start-up)"
+    )
+    console.print(f"peak RSS     {report.peak_rss_mb} MB   clean: {report.ok}")
+
+
+@bench_app.command("soak")
+def bench_soak(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    minutes: Annotated[float, typer.Option("--minutes", min=0.05, help="How long")] = 10.0,
+    rate: Annotated[float, typer.Option("--rate", min=1, help="Orders per second")] = 1_000.0,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="API workers")] = 2,
+) -> None:
+    """Hold a constant order rate: throughput, latency, RSS at start and end, lost, duplicates."""
+    from scripts.bench.soak import report_json, run_soak
+
+    with errors_as_exit_codes():
+        report = run_soak(minutes=minutes, rate=rate, workers=workers)
+    if as_json:
+        print(report_json(report))
+        return
+    console.print(
+        f"held {report.orders_per_s:,.0f} orders/s of {report.rate:,.0f} for {report.minutes:g} "
+        f"min: {report.accepted:,} accepted of {report.orders:,}, p50 {report.p50_ms} ms, "
+        f"p99 {report.p99_ms} ms, max {report.max_ms} ms"
+    )
+    console.print(
+        f"RSS {report.rss_start_mb} MB -> {report.rss_end_mb} MB ({report.rss_growth_pct:+}%)  "
+        f"lost {report.lost}  duplicates {report.duplicates}  errors {report.errors}"
+    )

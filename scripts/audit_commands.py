@@ -1,0 +1,119 @@
+"""``liveproof audit chain|db|contracts``: the auditor's checks, against any RPC URL.
+
+Each prints ``OK: <check>`` or ``FAIL: <check>: <expected> vs <found>`` lines, writes a JSON
+report with ``--report FILE``, and exits 0 when everything holds, 1 when any check fails and 2
+for bad usage or unreachable input.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from scripts.audit_contracts import audit_contracts_command
+from scripts.audit_options import (
+    ApiUrl,
+    ChunkSize,
+    CursorFile,
+    DeploymentFile,
+    ManifestDir,
+    ReportFile,
+    Rpc,
+    connect_chain,
+    finish,
+    manifest_source,
+    progress_bar,
+)
+from scripts.output import EXIT_USAGE, die
+
+audit_app = typer.Typer(
+    help="Recompute LiveProof's records from the chain and exit non-zero on any mismatch.",
+    no_args_is_help=True,
+)
+
+
+@audit_app.command("chain")
+def audit_chain_command(
+    rpc: Rpc,
+    deployment: DeploymentFile = None,
+    manifests: ManifestDir = None,
+    api: ApiUrl = None,
+    report: ReportFile = None,
+    cursor: CursorFile = None,
+    chunk_size: ChunkSize = 10_000,
+) -> None:
+    """Rebuild every committed batch and judge every receipt from the chain alone.
+
+    Each batch's manifest must rebuild its committed root; each receipt is checked against the
+    registries: endorsements, claims, promised prices, refunds, duplicates, sessions and the
+    sales counts they displayed."""
+    from chain.audit.chain_audit import ChainAudit
+    from chain.errors import LiveProofError
+
+    w3, dep = connect_chain(rpc, deployment)
+    source = manifest_source(manifests, api)
+    try:
+        with progress_bar() as progress:
+            result = ChainAudit(
+                w3, dep, source, chunk_size=chunk_size, cursor_file=cursor, progress=progress
+            ).run()
+    except LiveProofError as exc:
+        die(str(exc), EXIT_USAGE)
+    s = result.stats
+    finish(
+        result,
+        report,
+        summary=(
+            f"{s['receipts']:,} receipts in {s['batches']:,} batches, blocks "
+            f"{s['from_block']}-{s['to_block']} of chain {s['chain_id']}, checked in "
+            f"{s['seconds']:.2f} s"
+        ),
+    )
+
+
+@audit_app.command("db")
+def audit_db_command(
+    rpc: Rpc,
+    database_url: Annotated[
+        str,
+        typer.Option("--database-url", help="The platform database (sqlite:/// or postgresql://)"),
+    ],
+    deployment: DeploymentFile = None,
+    report: ReportFile = None,
+    pending_after: Annotated[
+        float,
+        typer.Option("--pending-after", min=0, help="Seconds a receipt may stay pending"),
+    ] = 300.0,
+    chunk_size: ChunkSize = 10_000,
+) -> None:
+    """Reconcile the platform database with the chain.
+
+    Committed receipts must be proven on chain, on-chain batches known to the database, and
+    receipts pending too long are listed."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from chain.errors import LiveProofError
+    from scripts.audit_db import audit_db
+
+    if not database_url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
+        die("--database-url must be sqlite:///PATH or postgresql://...", EXIT_USAGE)
+    w3, dep = connect_chain(rpc, deployment)
+    try:
+        result = audit_db(w3, dep, database_url, pending_after=pending_after, chunk_size=chunk_size)
+    except SQLAlchemyError as exc:
+        die(f"cannot read the database: {type(exc).__name__}: {exc.args[0] if exc.args else ''}")
+    except LiveProofError as exc:
+        die(str(exc), EXIT_USAGE)
+    s = result.stats
+    finish(
+        result,
+        report,
+        summary=(
+            f"{s['database_batches']:,} committed batches ({s['database_receipts_committed']:,} "
+            f"receipts) in the database, {s['chain_batches']:,} on chain, {s['pending']:,} pending"
+        ),
+    )
+
+
+audit_app.command("contracts")(audit_contracts_command)

@@ -1,0 +1,326 @@
+"""``liveproof audit chain`` on a devnet: a clean chain exits 0, each flagged condition is
+created for real and exits 1 with its FAIL line, an unreachable RPC exits 2."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+from web3 import Web3
+
+from chain.actions import EndorsementTerms, currency_code, label_hash
+from chain.artifacts import load_artifact
+from chain.clients.base import relayer_for
+from chain.deploy import DeployedContract, Deployment, deployment_path
+from scripts.cli import app
+from tests.audit.world import AuditWorld
+from tests.conftest import Accounts
+
+runner = CliRunner()
+
+
+def audit(world: AuditWorld, *extra: str, deployment: Path | None = None) -> Result:
+    """``liveproof audit chain`` against the session's anvil, reading the world's manifests."""
+    rpc = world.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    dep = deployment or deployment_path(world.deployment.chain_id, _deployments_dir(world))
+    return runner.invoke(
+        app,
+        ["audit", "chain", "--rpc", rpc, "--deployment", str(dep),
+         "--manifests", str(world.manifests), *extra],
+    )  # fmt: skip
+
+
+def _deployments_dir(world: AuditWorld) -> Path:
+    path = world.manifests.parent / "deployments"
+    path.mkdir(exist_ok=True)
+    file = deployment_path(world.deployment.chain_id, path)
+    if not file.exists():
+        file.write_text(world.deployment.to_json(), encoding="utf-8")
+    return path
+
+
+def fails(result: Result, check: str) -> list[str]:
+    """The FAIL lines of ``check``."""
+    return [line for line in result.output.splitlines() if line.startswith(f"FAIL: {check} ")]
+
+
+def assert_only(result: Result, check: str) -> list[str]:
+    """Exit 1, FAIL lines for ``check`` and no other check."""
+    assert result.exit_code == 1, result.output
+    lines = fails(result, check)
+    assert lines, result.output
+    others = [
+        line
+        for line in result.output.splitlines()
+        if line.startswith("FAIL: ") and not line.startswith(f"FAIL: {check} ")
+    ]
+    assert others == [], result.output
+    return lines
+
+
+def clean_sales(world: AuditWorld) -> tuple[bytes, bytes]:
+    """An open session, an endorsement, two sales at the promised price and a refund, all
+    committed, and the session closed showing its net sales. (session id, endorsement id)"""
+    session = world.open_session()
+    endorsement = world.endorse()
+    sales = [world.sale(session, endorsement_id=endorsement, quantity=q) for q in (2, 3)]
+    world.commit(sales)
+    world.commit([world.refund(sales[0])])
+    world.close_session(session, displayed=4)
+    return session, endorsement
+
+
+def test_a_clean_chain_passes_every_check(world: AuditWorld, tmp_path: Path) -> None:
+    clean_sales(world)
+    report_file = tmp_path / "report.json"
+    result = audit(world, "--report", str(report_file))
+    assert result.exit_code == 0, result.output
+    assert "FAIL" not in result.output
+    assert "OK: batch-root: 2 checked" in result.output
+    assert "OK: duplicate-receipt: 3 checked" in result.output
+    assert "OK: displayed-sales: 1 checked" in result.output
+    report = json.loads(report_file.read_text())
+    assert report["ok"] is True
+    assert report["stats"]["receipts"] == 3
+    assert report["checks"]["sale-price"] == {
+        "asserts": report["checks"]["sale-price"]["asserts"],
+        "checked": 2,
+        "failed": 0,
+    }
+
+
+def test_an_unreachable_rpc_exits_2(world: AuditWorld) -> None:
+    result = runner.invoke(
+        app, ["audit", "chain", "--rpc", "http://127.0.0.1:9", "--manifests", str(world.manifests)]
+    )
+    assert result.exit_code == 2, result.output
+
+
+def test_usage_errors_exit_2(world: AuditWorld, tmp_path: Path) -> None:
+    assert audit(world, "--api", "http://127.0.0.1:9").exit_code == 2  # both sources
+    bad = tmp_path / "dep.json"
+    bad.write_text("{}")
+    assert audit(world, deployment=bad).exit_code == 2
+    other = replace(world.deployment, chain_id=1)
+    wrong_chain = tmp_path / "1.json"
+    wrong_chain.write_text(other.to_json())
+    assert audit(world, deployment=wrong_chain).exit_code == 2
+
+
+def _change_one(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows[0] = {**rows[0], "quantity": int(rows[0]["quantity"]) + 1}
+    return rows
+
+
+def _drop_one(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return rows[1:]
+
+
+def _add_one(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [*rows, {**rows[0], "receiptId": "0x" + os.urandom(32).hex()}]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "checks"),
+    [
+        (_change_one, {"batch-root"}),
+        (_drop_one, {"batch-root", "batch-count"}),
+        (_add_one, {"batch-root", "batch-count"}),
+    ],
+    ids=["leaf-changed", "leaf-dropped", "leaf-added"],
+)
+def test_a_tampered_manifest_is_caught(world: AuditWorld, tamper: Any, checks: set[str]) -> None:
+    session = world.open_session()
+    world.commit([world.sale(session) for _ in range(3)], tamper=tamper)
+    result = audit(world)
+    assert result.exit_code == 1, result.output
+    failed = {line.split()[1] for line in result.output.splitlines() if line.startswith("FAIL: ")}
+    assert failed == checks, result.output
+    # The tampered batch's leaves are not counted as verified receipts.
+    assert "0 checked" in next(
+        line for line in result.output.splitlines() if "duplicate-receipt" in line
+    )
+
+
+def test_a_missing_or_unreadable_manifest_is_caught(world: AuditWorld) -> None:
+    session = world.open_session()
+    root = world.commit([world.sale(session), world.sale(session)])
+    (world.manifests / f"0x{root.hex()}.json").unlink()
+    lines = assert_only(audit(world), "batch-manifest")
+    assert lines == [f"FAIL: batch-manifest batch 0x{root.hex()} {lines[0].split(' ', 4)[4]}"]
+    assert "a manifest vs none" in lines[0]
+    world.write_manifest(root, [{"receiptId": "0x00"}])
+    assert "receipt leaf v1 values" in assert_only(audit(world), "batch-manifest")[0]
+
+
+def test_an_endorsement_by_an_unregistered_signer_is_caught(
+    world: AuditWorld, w3: Web3, accounts: Accounts, tmp_path: Path
+) -> None:
+    """The real AnchorRegistry refuses such an endorsement, so a forged registry logs one."""
+    artifact = load_artifact("ForgedAnchorRegistry")
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    sender = relayer_for(w3, accounts.stranger)
+    receipt = sender.transact(factory.constructor())  # type: ignore[arg-type]
+    forged = w3.eth.contract(address=receipt["contractAddress"], abi=artifact["abi"])
+    now = world.now()
+    terms = EndorsementTerms(
+        world.product_id, bytes(32), label_hash("room-1"), False, 0, 100,
+        currency_code("CNY"), now, now + 86_400,
+    )  # fmt: skip
+    sender.transact(forged.functions.registerAnchor(accounts.anchor.address, "@registered"))
+    sender.transact(
+        forged.functions.endorseAs(accounts.anchor.address, os.urandom(32), terms.as_tuple())
+    )
+    stranger_endorsement = os.urandom(32)
+    sender.transact(
+        forged.functions.endorseAs(
+            accounts.stranger.address, stranger_endorsement, terms.as_tuple()
+        )
+    )
+    contracts = dict(world.deployment.contracts)
+    contracts["AnchorRegistry"] = DeployedContract(
+        forged.address, receipt["transactionHash"].to_0x_hex(), receipt["blockNumber"], "", ""
+    )
+    file = tmp_path / "forged.json"
+    file.write_text(Deployment.to_json(replace(world.deployment, contracts=contracts)))
+    lines = assert_only(audit(world, deployment=file), "endorsement-signer")
+    assert len(lines) == 1
+    assert f"endorsement 0x{stranger_endorsement.hex()}" in lines[0]
+    assert f"{accounts.stranger.address} a registered anchor vs not registered" in lines[0]
+
+
+def test_a_sale_under_a_revoked_endorsement_is_caught(world: AuditWorld) -> None:
+    session = world.open_session()
+    endorsement = world.endorse()
+    world.revoke_endorsement(endorsement)
+    world.commit([world.sale(session, endorsement_id=endorsement, ordered_at=world.now() + 1)])
+    line = assert_only(audit(world), "sale-endorsement")[0]
+    assert "ordered before revocation" in line
+
+
+def test_a_sale_after_its_endorsement_expired_is_caught(world: AuditWorld) -> None:
+    session = world.open_session()
+    endorsement = world.endorse(valid_for=3_600)
+    late = world.now() + 7_200
+    world.commit([world.sale(session, endorsement_id=endorsement, ordered_at=late)])
+    lines = audit(world).output.splitlines()
+    sale_lines = [x for x in lines if x.startswith("FAIL: sale-endorsement ")]
+    assert len(sale_lines) == 1
+    assert f"vs ordered at {late}" in sale_lines[0]
+
+
+def test_sales_under_a_revoked_or_expired_claim_are_caught(world: AuditWorld) -> None:
+    session = world.open_session()
+    short = world.claim(valid_for=600)
+    world.revoke_claim(world.claim_ids[0])
+    now = world.now()
+    world.commit(
+        [world.sale(session, ordered_at=now + 1), world.sale(session, ordered_at=now + 900)]
+    )
+    lines = assert_only(audit(world), "sale-claims")
+    revoked = [x for x in lines if f"claim 0x{world.claim_ids[0].hex()}" in x and "revoked" in x]
+    expired = [x for x in lines if f"claim 0x{short.hex()}" in x and "expired" in x]
+    assert len(revoked) == 2  # the revoked claim covers both sales
+    assert len(expired) == 1  # the short claim had expired only for the later one
+
+
+def test_a_sale_above_the_promised_price_is_caught(world: AuditWorld) -> None:
+    session = world.open_session()
+    endorsement = world.endorse(unit_price=12_800)
+    world.commit(
+        [
+            world.sale(session, endorsement_id=endorsement, unit_price=12_800),
+            world.sale(session, endorsement_id=endorsement, unit_price=12_900),
+        ]
+    )
+    (line,) = assert_only(audit(world), "sale-price")
+    assert line.endswith("at most 12800 CNY vs 12900 CNY")
+
+
+def test_a_refund_with_no_sale_and_an_over_refund_are_caught(world: AuditWorld) -> None:
+    session = world.open_session()
+    sale = world.sale(session, quantity=2)
+    ghost = world.sale(session)  # never committed
+    world.commit([sale, world.refund(ghost)])
+    world.commit([world.refund(sale, 2), world.refund(sale, 1)])
+    result = audit(world)
+    assert result.exit_code == 1
+    (unmatched,) = fails(result, "refund-match")
+    assert f"sale 0x{ghost.receipt_id.hex()} vs none" in unmatched
+    (over,) = fails(result, "over-refund")
+    assert "at most 2 refunded vs 3 refunded" in over
+
+
+def test_a_refund_committed_before_its_sale_is_matched(world: AuditWorld) -> None:
+    session = world.open_session()
+    sale = world.sale(session, quantity=2)
+    world.commit([world.refund(sale)])
+    world.commit([sale])
+    result = audit(world)
+    assert result.exit_code == 0, result.output
+
+
+def test_a_duplicate_receipt_id_is_caught(world: AuditWorld) -> None:
+    session = world.open_session()
+    first = world.sale(session)
+    world.commit([first])
+    again = replace(first, buyer_commitment=os.urandom(32))  # another leaf, same receipt id
+    world.commit([again, world.sale(session)])
+    (line,) = assert_only(audit(world), "duplicate-receipt")
+    assert f"receipt 0x{first.receipt_id.hex()}: one commit vs two" in line
+
+
+def test_orders_outside_their_session_are_caught(world: AuditWorld) -> None:
+    session = world.open_session()
+    opened = world.now()
+    world.close_session(session, displayed=0)
+    closed = world.now()
+    world.commit(
+        [
+            world.sale(session, ordered_at=opened - 60),
+            world.sale(session, ordered_at=closed + 60),
+            world.sale(label_hash("never-opened")),
+        ]
+    )
+    result = audit(world)
+    lines = fails(result, "order-in-session")
+    assert len(lines) == 3, result.output
+    assert any(f"ordered at {opened - 60}" in x for x in lines)
+    assert any(f"ordered at {closed + 60}" in x for x in lines)
+    assert any("a session opened on chain vs none" in x for x in lines)
+
+
+def test_a_session_displaying_more_than_it_sold_is_caught(world: AuditWorld) -> None:
+    session = world.open_session()
+    sale = world.sale(session, quantity=5)
+    world.commit([sale, world.sale(session, quantity=1)])
+    world.commit([world.refund(sale, 2)])
+    world.close_session(session, displayed=5)  # 6 sold, 2 refunded: 4 net
+    (line,) = assert_only(audit(world), "displayed-sales")
+    assert line.endswith("at most 4 (verified net) vs 5 displayed")
+
+
+def test_the_cursor_file_resumes_and_reads_only_new_commits(
+    world: AuditWorld, tmp_path: Path
+) -> None:
+    cursor = tmp_path / "audit.cursor"
+    session, endorsement = clean_sales(world)
+    first = audit(world, "--cursor", str(cursor), "--report", str(tmp_path / "r1.json"))
+    assert first.exit_code == 0, first.output
+    assert json.loads((tmp_path / "r1.json").read_text())["stats"]["receipts"] == 3
+    # A later commit: the second run scans only it, and still knows every earlier receipt.
+    sale = world.sale(session, endorsement_id=endorsement, unit_price=20_000)
+    world.commit([sale])
+    second = audit(world, "--cursor", str(cursor), "--report", str(tmp_path / "r2.json"))
+    report = json.loads((tmp_path / "r2.json").read_text())
+    assert report["stats"]["receipts"] == 4
+    assert report["checks"]["batch-root"]["checked"] == 3
+    assert fails(second, "sale-price")
+    assert fails(second, "displayed-sales") == []  # closed before this sale: 5 sold, 1 refunded
+    cursor.write_text("{}")
+    assert audit(world, "--cursor", str(cursor)).exit_code == 2
