@@ -10,11 +10,14 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.staticfiles import StaticFiles
 
 from api.body_limit import BodySizeLimit
 from api.committer import Committer
 from api.config import Settings, get_settings
+from api.pages.routes import router as pages_router
 from api.problems import install_problem_handlers
+from api.rate_limit import EXEMPT, Limit, RateLimit
 from api.routes import api_router, root_router
 from api.state import AppState, build_state
 
@@ -78,7 +81,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(api_router)
     app.include_router(root_router)
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(packages=[("api.pages", "static")]), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Added last, so it runs first: a refused burst costs nothing else.
+    app.add_middleware(
+        RateLimit,
+        keyed=Limit(settings.rate_limit_keyed, settings.rate_burst_keyed),
+        anonymous=Limit(settings.rate_limit_anonymous, settings.rate_burst_anonymous),
+    )
     app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]
     return app
 
@@ -92,6 +103,17 @@ def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
             description=app.description,
             routes=app.routes,
         )
+        for path, operations in schema.get("paths", {}).items():
+            if path in EXEMPT:
+                continue
+            for operation in operations.values():
+                operation.setdefault("responses", {}).setdefault(
+                    "429",
+                    {
+                        "description": "Too many requests from this key or address: retry "
+                        "after the `Retry-After` seconds"
+                    },
+                )
         schema.setdefault("components", {}).setdefault("securitySchemes", {})["apiKey"] = {
             "type": "http",
             "scheme": "bearer",

@@ -78,6 +78,14 @@ class KeyVerifier:
             self._cache[token] = (now + _CACHE_SECONDS, principal)
         return principal
 
+    def verified_id(self, token: str) -> str | None:
+        """The key id of ``token`` if this process verified it lately (a dict lookup: the rate
+        limit asks it on every request), else None."""
+        cached = self._cache.get(token)
+        if cached is None or cached[0] <= time.monotonic():
+            return None
+        return cached[1].key_id
+
     def _lookup(self, token: str) -> Principal:
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != TOKEN_PREFIX:

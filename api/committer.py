@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col
 from web3 import Web3
 
+from api import failpoints
 from api.chain_gateway import ChainGateway, ChainLink
 from api.locks import LeaderLock
 from api.models import Batch, BatchStatus, Outbox, Receipt, ReceiptStatus
@@ -107,6 +108,7 @@ class Committer:
         self.interval = interval
         self.leader = LeaderLock(engine, name)
         self._reconciled = False
+        self._head: int | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
 
@@ -160,6 +162,12 @@ class Committer:
         receipts = 0
         sealed = 0
         try:
+            if self._reconciled and self._chain_went_back(link):
+                log.warning("the chain went back (restarted from an older state or reorganised)")
+                self._reconciled = False
+                # The relayer's nonce went back with it: reconnect to read it afresh.
+                self.gateway.reset()
+                link = self.gateway.link()
             if not self._reconciled:
                 committed += self.reconcile(link)
                 self._reconciled = True
@@ -167,6 +175,7 @@ class Committer:
                 root = self.seal_batch()
                 if root is None:
                     break
+                failpoints.hit("committer.after_seal")
                 sealed += 1
                 receipts += self.commit_sealed(link, root)
                 committed += 1
@@ -263,6 +272,7 @@ class Committer:
                     )
                 )
                 tx_hash, block_number = sent.tx_hash, sent.block_number
+                failpoints.hit("committer.after_send")
             except (BatchAlreadyCommitted, ReceiptAlreadyRecorded):
                 # Another sender got there between our check and our send.
                 state = link.ledger.batch(root_bytes)
@@ -313,6 +323,22 @@ class Committer:
         return int(committed)
 
     # ------------------------------------------------------------------ reconciliation
+
+    def _chain_went_back(self, link: ChainLink) -> bool:
+        """True when the head is below the last one seen, or the newest committed batch is no
+        longer on chain: a node restarted from an older state, or a reorganisation."""
+        head = int(link.w3.eth.block_number)
+        previous, self._head = self._head, head
+        if previous is not None and head < previous:
+            return True
+        with self.engine.connect() as conn:
+            newest = conn.execute(
+                select(col(Batch.root))
+                .where(col(Batch.status) == BatchStatus.COMMITTED.value)
+                .order_by(col(Batch.block_number).desc())
+                .limit(1)
+            ).scalar()
+        return newest is not None and not link.ledger.batch(bytes.fromhex(newest[2:])).committed
 
     def reconcile(self, link: ChainLink) -> int:
         """Settle sealed batches and re-send committed ones the chain lost; batches settled."""

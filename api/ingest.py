@@ -232,6 +232,7 @@ class ReceiptFactory:
             "salt": row["salt"],
             "buyer_commitment": row["buyer_commitment"],
             "receipt_url": f"{self.public_url}/v1/receipts/{code}",
+            "page_url": f"{self.public_url}/r/{code}",
             "accepted_at": now,
         }
         return Prepared(row, response, immediate)

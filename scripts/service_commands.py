@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import signal
+import subprocess
+import threading
 import time
 from typing import Annotated
 
@@ -12,6 +14,8 @@ import typer
 from api.committer import Committer
 from api.config import Settings
 from scripts.output import console, die, errors_as_exit_codes
+
+log = logging.getLogger("liveproof.serve")
 
 db_app = typer.Typer(help="The service database (migrations).", no_args_is_help=True)
 keys_app = typer.Typer(
@@ -94,7 +98,6 @@ def serve_command(
     process of its own (so it never competes with a worker's event loop for the GIL), and
     leads only while no other committer on the database does."""
     import os
-    import subprocess
     import sys
 
     from api.migrate import upgrade
@@ -102,23 +105,77 @@ def serve_command(
     settings = _settings()
     with errors_as_exit_codes():
         upgrade(settings.database_url)
-    committer: subprocess.Popen[bytes] | None = None
+    supervisor: CommitterSupervisor | None = None
     if settings.run_committer:
-        committer = subprocess.Popen(
+        supervisor = CommitterSupervisor(
             [sys.executable, "-m", "scripts.cli", "committer"],
-            env={**os.environ, PARENT_ENV: str(os.getpid())},
+            {**os.environ, PARENT_ENV: str(os.getpid())},
         )
+        supervisor.start()
         # The workers only serve; the committer process commits.
         os.environ["LIVEPROOF_RUN_COMMITTER"] = "false"
     try:
         _run_uvicorn(host, port, workers, log_level)
     finally:
-        if committer is not None:
-            committer.terminate()
-            try:
-                committer.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                committer.kill()
+        if supervisor is not None:
+            supervisor.stop()
+
+
+class CommitterSupervisor:
+    """Runs ``serve``'s committer process and starts it again whenever it dies (a crash, an
+    OOM kill), after a back-off that doubles up to 30 s and resets once it has run a minute."""
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        """Supervise ``command`` run with ``env``."""
+        self.command = command
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="committer-supervisor", daemon=True)
+
+    def start(self) -> None:
+        """Start the committer and watch it."""
+        self._spawn()
+        self._thread.start()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            if not self._stopping.is_set():
+                self.process = subprocess.Popen(self.command, env=self.env)
+
+    def _run(self) -> None:
+        backoff = 1.0
+        while not self._stopping.is_set():
+            process = self.process
+            if process is None:
+                return
+            started = time.monotonic()
+            code = process.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - started > 60:
+                backoff = 1.0
+            log.warning("the committer exited with %s: starting it again in %.0f s", code, backoff)
+            if self._stopping.wait(backoff):
+                return
+            backoff = min(backoff * 2, 30.0)
+            self.restarts += 1
+            self._spawn()
+
+    def stop(self) -> None:
+        """Stop watching and stop the committer (SIGTERM, SIGKILL after 30 s)."""
+        self._stopping.set()
+        with self._lock:
+            process = self.process
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def _run_uvicorn(host: str, port: int, workers: int, log_level: str) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from scripts.output import EXIT_FAILED, EXIT_USAGE, die, fail, ok
+from scripts.output import EXIT_FAILED, EXIT_USAGE, die, err_console, fail, ok
 
 
 def verify_receipt_command(
@@ -17,6 +17,14 @@ def verify_receipt_command(
         str,
         typer.Option("--rpc", help="Any JSON-RPC URL of the bundle's chain"),
     ],
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            help="The SaleLedger address you trust (from the deployment file); without it the "
+            "bundle's own is used",
+        ),
+    ] = None,
 ) -> None:
     """Check a receipt's proof bundle against the chain: OK and exit 0, FAIL and exit 1,
     exit 2 for an unusable bundle or an unreachable RPC."""
@@ -34,11 +42,28 @@ def verify_receipt_command(
         bundle = ProofBundle.parse(data)
     except BundleFormatError as exc:
         die(f"{bundle_file} is not a usable proof bundle: {exc}", EXIT_USAGE)
+    if ledger is not None:
+        try:
+            trusted = bytes.fromhex(ledger.removeprefix("0x"))
+        except ValueError:
+            trusted = b""
+        if len(trusted) != 20:
+            die("--ledger must be a 0x-prefixed 20-byte address", EXIT_USAGE)
+        if trusted != bytes.fromhex(bundle.ledger.removeprefix("0x")):
+            fail("ledger address", f"{ledger} vs {bundle.ledger}")
+            raise typer.Exit(EXIT_FAILED)
+        ok(f"ledger {bundle.ledger} is the one given with --ledger")
     try:
         w3 = connect(rpc)
         require_connection(w3)
         for check in verify_bundle(w3, bundle):
             ok(check.item)
+        if ledger is None:
+            err_console.print(
+                f"note: the ledger address {bundle.ledger} came from the bundle; pass --ledger "
+                "with the address from the deployment file to pin it",
+                soft_wrap=True,
+            )
     except VerificationError as exc:
         fail(exc.what, f"{exc.expected} vs {exc.found}")
         raise typer.Exit(EXIT_FAILED) from None

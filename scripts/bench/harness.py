@@ -6,6 +6,7 @@ and is stopped when the ``with`` block ends.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -60,6 +61,100 @@ def _wait_healthy(base_url: str, server: subprocess.Popen[bytes], timeout: float
     raise LiveProofError(f"the API did not answer on {base_url} within {timeout} s")
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Contracts deployed, a database migrated and seeded, keys made: ready to serve."""
+
+    workdir: Path
+    database_url: str
+    devnet: DevnetInfo
+    ingest_token: str
+    admin_token: str
+    catalogue: Catalogue
+
+
+def prepare(workdir: Path, devnet: DevnetInfo, database_url: str | None = None) -> Prepared:
+    """Deploy to ``devnet`` (deployment file in ``workdir``), migrate the database (a SQLite
+    file in ``workdir`` unless given), seed a catalogue and make an ingest and an admin key."""
+    deployer = account_from_key(ANVIL_DEV_KEYS[0])
+    w3 = connect(devnet.rpc_url)
+    deployment, _ = deploy(w3, deployer, directory=workdir)
+    database_url = database_url or f"sqlite:///{workdir / 'liveproof.db'}"
+    upgrade(database_url)
+    catalogue = seed_catalogue(
+        database_url,
+        w3,
+        deployment,
+        registrar=deployer,
+        brand=account_from_key(ANVIL_DEV_KEYS[1]),
+        anchor=account_from_key(ANVIL_DEV_KEYS[3]),
+    )
+    engine = make_engine(database_url, pool_size=1)
+    with Session(engine) as session:
+        _, ingest = create_key(session, role=Role.INGEST, label="bench")
+        _, admin = create_key(session, role=Role.ADMIN, label="bench")
+    engine.dispose()
+    return Prepared(workdir, database_url, devnet, ingest, admin, catalogue)
+
+
+def start_server(
+    prepared: Prepared,
+    port: int,
+    *,
+    workers: int = 2,
+    batch_interval: float = 1.0,
+    batch_size: int = 1_024,
+    extra_env: dict[str, str] | None = None,
+    log_name: str = "server.log",
+) -> subprocess.Popen[bytes]:
+    """``liveproof serve`` for ``prepared`` on ``port`` (its own process group), once healthy."""
+    base_url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "LIVEPROOF_DATABASE_URL": prepared.database_url,
+        "LIVEPROOF_RPC_URL": prepared.devnet.rpc_url,
+        "LIVEPROOF_DEPLOYMENTS_DIR": str(prepared.workdir),
+        "LIVEPROOF_RELAYER_KEY": ANVIL_DEV_KEYS[0],
+        "LIVEPROOF_BATCH_INTERVAL": str(batch_interval),
+        "LIVEPROOF_BATCH_SIZE": str(batch_size),
+        "LIVEPROOF_PUBLIC_URL": base_url,
+        **(extra_env or {}),
+    }
+    with (prepared.workdir / log_name).open("ab") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable, "-m", "scripts.cli", "serve",
+                "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        _wait_healthy(base_url, server, timeout=60)
+    except BaseException:
+        stop_server(server)
+        raise
+    return server
+
+
+def stop_server(server: subprocess.Popen[bytes], *, kill: bool = False) -> None:
+    """Stop ``serve`` (it stops its workers and committer); ``kill``: SIGKILL its whole
+    process group at once, as a crash would."""
+    if kill:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+        return
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
 @contextmanager
 def running_stack(
     *,
@@ -73,67 +168,23 @@ def running_stack(
 
     ``database_url`` replaces the SQLite file with an empty database of the caller's (e.g. a
     PostgreSQL database made for one test); it is migrated here."""
-    deployer = account_from_key(ANVIL_DEV_KEYS[0])
     with tempfile.TemporaryDirectory(prefix="liveproof-stack-") as tmp, throwaway_anvil() as devnet:
-        workdir = Path(tmp)
-        w3 = connect(devnet.rpc_url)
-        deployment, _ = deploy(w3, deployer, directory=workdir)
-        database_url = database_url or f"sqlite:///{workdir / 'liveproof.db'}"
-        upgrade(database_url)
-        catalogue = seed_catalogue(
-            database_url,
-            w3,
-            deployment,
-            registrar=deployer,
-            brand=account_from_key(ANVIL_DEV_KEYS[1]),
-            anchor=account_from_key(ANVIL_DEV_KEYS[3]),
-        )
-        engine = make_engine(database_url, pool_size=1)
-        with Session(engine) as session:
-            _, ingest = create_key(session, role=Role.INGEST, label="bench")
-            _, admin = create_key(session, role=Role.ADMIN, label="bench")
-        engine.dispose()
+        prepared = prepare(Path(tmp), devnet, database_url)
         port = free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "LIVEPROOF_DATABASE_URL": database_url,
-            "LIVEPROOF_RPC_URL": devnet.rpc_url,
-            "LIVEPROOF_DEPLOYMENTS_DIR": str(workdir),
-            "LIVEPROOF_RELAYER_KEY": ANVIL_DEV_KEYS[0],
-            "LIVEPROOF_BATCH_INTERVAL": str(batch_interval),
-            "LIVEPROOF_BATCH_SIZE": str(batch_size),
-            "LIVEPROOF_PUBLIC_URL": base_url,
-            **(extra_env or {}),
-        }
-        log = (workdir / "server.log").open("wb")
-        server = subprocess.Popen(
-            [
-                sys.executable, "-m", "scripts.cli", "serve",
-                "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        server = start_server(
+            prepared, port, workers=workers, batch_interval=batch_interval,
+            batch_size=batch_size, extra_env=extra_env,
         )  # fmt: skip
         try:
-            _wait_healthy(base_url, server, timeout=60)
             yield Stack(
-                base_url=base_url,
-                database_url=database_url,
+                base_url=f"http://127.0.0.1:{port}",
+                database_url=prepared.database_url,
                 devnet=devnet,
-                ingest_token=ingest,
-                admin_token=admin,
-                catalogue=catalogue,
-                workdir=workdir,
+                ingest_token=prepared.ingest_token,
+                admin_token=prepared.admin_token,
+                catalogue=prepared.catalogue,
+                workdir=prepared.workdir,
                 server=server,
             )
         finally:
-            server.terminate()  # serve stops its workers and its committer process
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
-            log.close()
+            stop_server(server)  # serve stops its workers and its committer process

@@ -89,12 +89,78 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _paced_worker(
+    host: str,
+    port: int,
+    schedule: _Schedule,
+    template: dict[str, Any],
+    out: dict[str, Any],
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    head = template["body"]
+    try:
+        while True:
+            slot = schedule.next()
+            if slot is None:
+                return
+            index, due = slot
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            body = head.replace("{i}", str(index)).encode()
+            headers = {k: v.replace("{i}", str(index)) for k, v in template["headers"].items()}
+            writer.write(build_request(host, port, template["path"], headers, body))
+            status, _ = await _read_response(reader)
+            # From when the request was due, not when it went out: a server that falls behind
+            # shows in the latencies (no coordinated omission).
+            out["latencies"][index] = (time.perf_counter() - due) * 1000
+            out["statuses"][index] = status
+    finally:
+        writer.close()
+
+
+class _Schedule:
+    """Request ``i`` is due at ``start + i / rate``."""
+
+    def __init__(self, count: int, rate: float, start: float) -> None:
+        self.count, self.rate, self.start, self.issued = count, rate, start, 0
+
+    def next(self) -> tuple[int, float] | None:
+        if self.issued >= self.count:
+            return None
+        index = self.issued
+        self.issued += 1
+        return index, self.start + index / self.rate
+
+
+async def run_paced(spec: dict[str, Any]) -> dict[str, Any]:
+    """Send ``count`` requests from ``template`` (``{i}`` replaced by the request's number) at
+    ``rate`` per second over ``concurrency`` connections: an open-loop, constant-rate load."""
+    host, port = spec["host"], int(spec["port"])
+    count, rate = int(spec["count"]), float(spec["rate"])
+    out: dict[str, Any] = {"latencies": [0.0] * count, "statuses": [0] * count}
+    started = time.perf_counter()
+    schedule = _Schedule(count, rate, started + 0.05)
+    await asyncio.gather(
+        *(
+            _paced_worker(host, port, schedule, spec["template"], out)
+            for _ in range(int(spec["concurrency"]))
+        )
+    )
+    return {
+        "elapsed": time.perf_counter() - started,
+        "statuses": out["statuses"],
+        "latencies_ms": out["latencies"],
+        "bodies": [],
+    }
+
+
 def main() -> None:
     """Read the spec on stdin, run it, print the result."""
     spec = json.load(sys.stdin)
     if uvloop is not None:
         uvloop.install()
-    result = asyncio.run(run(spec))
+    result = asyncio.run(run_paced(spec) if "template" in spec else run(spec))
     json.dump(result, sys.stdout)
 
 

@@ -451,6 +451,29 @@ def test_chain_rollback_commits_the_vanished_batch_again(
     )
 
 
+def test_a_running_committer_notices_the_chain_went_back_and_commits_again(
+    client: TestClient,
+    keys: Keys,
+    world: World,
+    committer: Committer,
+    w3: Web3,
+    deployment: Deployment,
+) -> None:
+    """No restart, no error seen: the node just comes back with an older state between two
+    passes. The next pass finds the head lower (or its newest batch gone) and reconciles."""
+    open_room_and_session(client, keys, world)
+    post_orders(client, keys, world, 10, "a")
+    before = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    assert committer.run_once().committed == 1
+    ledger = deployment.ledger(w3)
+    first = assert_all_committed(client, committer.engine, ledger)
+    assert committer.run_once().committed == 0  # idle pass: nothing to do, head recorded
+    assert w3.provider.make_request("evm_revert", [before])["result"]  # type: ignore[arg-type]
+    assert committer.run_once().committed == 1
+    again = assert_all_committed(client, committer.engine, ledger)
+    assert [b.root for b in again] == [b.root for b in first]
+
+
 @dataclass(frozen=True)
 class ProbedLedger(SaleLedgerClient):
     """The ledger, running a probe before every ``batch`` read (while the committer asks)."""

@@ -24,9 +24,9 @@ from tests.chain.test_receipts import make_leaf
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _cli(bundle: Path, rpc: str) -> subprocess.CompletedProcess[str]:
+def _cli(bundle: Path, rpc: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "scripts.cli", "verify-receipt", str(bundle), "--rpc", rpc],
+        [sys.executable, "-m", "scripts.cli", "verify-receipt", str(bundle), "--rpc", rpc, *extra],
         cwd=ROOT,
         env=dict(os.environ),
         capture_output=True,
@@ -146,3 +146,20 @@ def test_unusable_bundles_exit_2(
 def test_not_json_and_missing_file_exit_2(anvil: DevnetInfo, tmp_path: Path) -> None:
     assert _cli(_write(tmp_path, "{not json"), anvil.rpc_url).returncode == 2
     assert _cli(tmp_path / "missing.json", anvil.rpc_url).returncode == 2
+
+
+def test_the_ledger_address_can_be_pinned(
+    bundle: dict[str, Any], anvil: DevnetInfo, tmp_path: Path
+) -> None:
+    """A bundle naming another contract (one that might answer true to anything) fails when
+    the shopper pins the ledger from the deployment file."""
+    path = _write(tmp_path, bundle)
+    unpinned = _cli(path, anvil.rpc_url)
+    assert "came from the bundle" in unpinned.stderr
+    pinned = _cli(path, anvil.rpc_url, "--ledger", bundle["ledger"].lower())
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+    assert pinned.stdout.startswith(f"OK: ledger {bundle['ledger']} is the one given")
+    other = _cli(path, anvil.rpc_url, "--ledger", "0x" + "11" * 20)
+    assert other.returncode == 1
+    assert other.stdout.startswith("FAIL: ledger address: 0x" + "11" * 20)
+    assert _cli(path, anvil.rpc_url, "--ledger", "0x1234").returncode == 2
