@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from sqlmodel import Session, SQLModel
 
 from api.auth import Principal, forbidden
@@ -35,6 +35,12 @@ def get_write_session(state: StateDep) -> Iterator[Session]:
     with Session(state.write_engine, expire_on_commit=False) as session:
         yield session
 
+
+#: Rows in one page of a listing.
+Limit = Annotated[int, Query(ge=1, le=1_000, description="Rows in one page")]
+#: Rows a listing skips. Bounded: SQLite and PostgreSQL take OFFSET as a signed 64-bit integer,
+#: and a bigger one would fail in the driver instead of being refused as invalid.
+Offset = Annotated[int, Query(ge=0, lt=2**63, description="Rows to skip")]
 
 SessionDep = Annotated[Session, Depends(get_session)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]

@@ -39,6 +39,22 @@ _HTTP_SLUGS = {
 }
 
 
+#: The JSON schema of what :func:`problem_response` sends, for the OpenAPI document. Problems
+#: may carry more members (``errors``, ``order_index``, ``contract_error``, ``checks``, ...).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+}
+
+
 def problem_type(slug: str) -> str:
     """The stable ``type`` URI of a problem slug."""
     return f"urn:liveproof:problem:{slug}"
@@ -103,6 +119,14 @@ def _from_problem(request: Request, exc: Exception) -> Response:
 
 def _from_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI answers 400 for a body that is not UTF-8. A JSON body must be UTF-8 (RFC
+        # 8259), so it is as malformed as any other bad JSON: 422, as the routes that parse
+        # their body by hand (orders) and the OpenAPI document say.
+        return _validation_problem(
+            request,
+            [{"loc": ["body"], "msg": "the body is not UTF-8 JSON", "type": "json_invalid"}],
+        )
     slug = _HTTP_SLUGS.get(exc.status_code, "error")
     title = slug.replace("-", " ").capitalize()
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
@@ -126,7 +150,10 @@ def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 def _from_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = validation_errors(exc.errors())
+    return _validation_problem(request, validation_errors(exc.errors()))
+
+
+def _validation_problem(request: Request, errors: list[dict[str, Any]]) -> Response:
     return problem_response(
         422,
         "validation-failed",

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
+from eth_keys.exceptions import BadSignature
 from web3 import Web3
 
 from api.auth import Principal, forbidden
@@ -102,7 +103,8 @@ def check_signature(link: ChainLink, typed: dict[str, Any], signer: str, signatu
         return
     try:
         recovered = eip712.recover(typed, bytes.fromhex(signature.removeprefix("0x")))
-    except ValueError as exc:
+    except (ValueError, BadSignature) as exc:
+        # BadSignature (not a ValueError): no public key recovers from it, e.g. r = s = 0.
         raise invalid_signature(signer, str(exc)) from None
     if not same_address(recovered, signer):
         raise invalid_signature(signer, "it was made by another key, or over other data")

@@ -20,6 +20,10 @@ from chain.devnet import DevnetInfo, throwaway_anvil
 from chain.keys import ANVIL_DEV_KEYS, account_from_key
 from chain.relayer import Relayer
 
+# Counts the fuzz tests' generated cases across xdist workers (the controller only loads this
+# conftest, never tests/fuzz/conftest.py).
+pytest_plugins = ["tests.fuzz.tally"]
+
 
 @dataclass(frozen=True)
 class Accounts:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import BigInteger, Column
 from sqlmodel import Field, SQLModel
 
 from api.models.common import (
@@ -12,7 +13,7 @@ from api.models.common import (
     Hash32,
     MinorUnits,
     PlatformId,
-    Uint64,
+    StoredUint64,
     now,
 )
 from api.models.registry import OnChain, SignedAction
@@ -53,8 +54,8 @@ class EndorsementBase(SQLModel):
     commission_bps: int = Field(ge=0, le=10_000, description="Commission in basis points")
     unit_price: MinorUnits = Field(description="Promised unit price, minor currency units")
     currency: Currency
-    valid_from: Uint64
-    valid_until: Uint64
+    valid_from: StoredUint64
+    valid_until: StoredUint64
 
 
 class EndorsementCreate(EndorsementBase, SignedAction):
@@ -74,11 +75,12 @@ class Endorsement(OnChain, table=True):
     room_hash: str = Field(max_length=66)
     sponsored: bool
     commission_bps: int
-    unit_price: int
+    # Wide values on chain (uint256, uint64): 64-bit columns, as PostgreSQL's INTEGER is 32.
+    unit_price: int = Field(sa_column=Column(BigInteger, nullable=False))
     currency: str = Field(max_length=3)
-    valid_from: int
-    valid_until: int
-    nonce: int
+    valid_from: int = Field(sa_column=Column(BigInteger, nullable=False))
+    valid_until: int = Field(sa_column=Column(BigInteger, nullable=False))
+    nonce: int = Field(sa_column=Column(BigInteger, nullable=False))
     revoked_tx: str | None = Field(default=None, max_length=66)
     created_at: float = Field(default_factory=now)
 

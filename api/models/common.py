@@ -38,15 +38,25 @@ Address = Annotated[
 ]
 #: Unix seconds that fit the contracts' uint64.
 Uint64 = Annotated[int, Field(ge=0, lt=2**64)]
+#: A uint64 of the contracts (unix seconds, a count) that the database keeps too: its columns
+#: are signed 64-bit, so from 2**63 on a value is refused (else it would fail on writing, after
+#: the chain transaction).
+StoredUint64 = Annotated[int, Field(ge=0, lt=2**63)]
 #: Prices in minor currency units (the contracts take uint256; the database keeps 63 bits).
 MinorUnits = Annotated[int, Field(ge=0, lt=2**63, examples=[12_800])]
 Currency = Annotated[
     str, StringConstraints(pattern=r"^[A-Z]{3}$"), Field(examples=["CNY"], description="ISO 4217")
 ]
-Text = Annotated[str, StringConstraints(max_length=512)]
+#: Any text but NUL (U+0000), which PostgreSQL cannot store: refused with 422 everywhere.
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, StringConstraints(max_length=512, pattern=NO_NUL)]
 Uri = Annotated[
-    str, StringConstraints(max_length=2_048), Field(examples=["https://brand.example/p/1"])
+    str,
+    StringConstraints(max_length=2_048, pattern=NO_NUL),
+    Field(examples=["https://brand.example/p/1"]),
 ]
+#: The platform's own references (order, buyer): up to 128 characters, no NUL.
+Ref = Annotated[str, StringConstraints(max_length=128, pattern=NO_NUL)]
 
 
 def now() -> float:
@@ -77,6 +87,6 @@ PlatformId = Annotated[
 ]
 Handle = Annotated[
     str,
-    StringConstraints(pattern=r"^[^\s/]{1,64}$"),
+    StringConstraints(pattern=r"^[^\s/\x00]{1,64}$"),
     Field(description="Platform handle", examples=["@tea-master-li"]),
 ]

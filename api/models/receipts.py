@@ -6,11 +6,22 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import model_validator
+from pydantic.config import JsonDict
 from sqlalchemy import BigInteger, Column, Index, UniqueConstraint
 from sqlalchemy import Text as SqlText
 from sqlmodel import Field, SQLModel
+from sqlmodel._compat import SQLModelConfig
 
-from api.models.common import FORBID_EXTRA, Currency, Gtin, Hash32, MinorUnits, PlatformId, Uint64
+from api.models.common import (
+    FORBID_EXTRA,
+    Currency,
+    Gtin,
+    Hash32,
+    MinorUnits,
+    PlatformId,
+    Ref,
+    StoredUint64,
+)
 
 
 class ReceiptStatus(StrEnum):
@@ -122,10 +133,25 @@ class LeaderLease(SQLModel, table=True):
 # ----------------------------------------------------------------------------- API shapes
 
 
+#: Exactly one of ``gtin`` and ``product_id``, as the schema says it (see ``_one_product``).
+_ONE_PRODUCT_SCHEMA: JsonDict = {
+    "oneOf": [
+        {
+            "required": ["gtin"],
+            "properties": {"gtin": {"type": "string"}, "product_id": {"type": "null"}},
+        },
+        {
+            "required": ["product_id"],
+            "properties": {"product_id": {"type": "string"}, "gtin": {"type": "null"}},
+        },
+    ]
+}
+
+
 class OrderCreate(SQLModel):
     """One order placed in a live room."""
 
-    model_config = FORBID_EXTRA
+    model_config = SQLModelConfig(**FORBID_EXTRA, json_schema_extra=_ONE_PRODUCT_SCHEMA)
 
     room_id: PlatformId
     session_id: PlatformId
@@ -135,12 +161,12 @@ class OrderCreate(SQLModel):
     quantity: int = Field(ge=1, lt=2**32, schema_extra={"examples": [2]})
     unit_price: MinorUnits
     currency: Currency
-    ordered_at: Uint64 | None = Field(default=None, description="Unix seconds; default: now")
-    buyer_ref: str | None = Field(
-        default=None, max_length=128, description="The platform's buyer id (never on chain)"
+    ordered_at: StoredUint64 | None = Field(default=None, description="Unix seconds; default: now")
+    buyer_ref: Ref | None = Field(
+        default=None, description="The platform's buyer id (never on chain)"
     )
-    order_ref: str | None = Field(
-        default=None, max_length=128, description="The platform's order id, unique per room"
+    order_ref: Ref | None = Field(
+        default=None, description="The platform's order id, unique per room"
     )
     immediate: bool = Field(default=False, description="Record this receipt alone, at once")
 
@@ -166,8 +192,8 @@ class RefundCreate(SQLModel):
 
     receipt_code: str = Field(min_length=1, max_length=80)
     quantity: int = Field(ge=1, lt=2**32)
-    refunded_at: Uint64 | None = None
-    order_ref: str | None = Field(default=None, max_length=128)
+    refunded_at: StoredUint64 | None = None
+    order_ref: Ref | None = None
 
 
 class ReceiptAccepted(SQLModel):
@@ -181,7 +207,8 @@ class ReceiptAccepted(SQLModel):
     leaf_hash: str
     salt: str | None
     buyer_commitment: str
-    receipt_url: str
+    receipt_url: str = Field(description="The receipt as JSON (GET, public)")
+    page_url: str = Field(description="The shopper's receipt page, with Verify and the QR code")
     accepted_at: float
 
 

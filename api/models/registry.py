@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import StringConstraints
+from sqlalchemy import BigInteger, Column
 from sqlmodel import Field, SQLModel
 
-from api.models.common import FORBID_EXTRA, Address, Gtin, Hash32, Signature, Text, Uint64, Uri, now
+from api.models.common import (
+    FORBID_EXTRA,
+    NO_NUL,
+    Address,
+    Gtin,
+    Hash32,
+    Signature,
+    StoredUint64,
+    Text,
+    Uint64,
+    Uri,
+    now,
+)
 
 
 class OnChain(SQLModel):
@@ -17,7 +33,7 @@ class OnChain(SQLModel):
 class SignedAction(SQLModel):
     """The EIP-712 envelope of a relayed participant action."""
 
-    nonce: int = Field(ge=0, description="The signer's next nonce on the registry")
+    nonce: int = Field(ge=0, lt=2**256, description="The signer's next nonce on the registry")
     deadline: Uint64 = Field(description="Unix seconds after which the signature is void")
     signature: Signature
 
@@ -111,15 +127,16 @@ class ProductPublic(OnChain):
 # ----------------------------------------------------------------------------- claims
 
 
+ClaimType = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
+
+
 class ClaimBase(SQLModel):
     issuer: Address
     product_id: Hash32
-    claim_type: str = Field(
-        min_length=1, max_length=64, description="e.g. origin, batch, certification"
-    )
+    claim_type: ClaimType = Field(description="e.g. origin, batch, certification")
     content_hash: Hash32
     uri: Uri = ""
-    valid_until: Uint64
+    valid_until: StoredUint64
 
 
 class ClaimCreate(ClaimBase, SignedAction):
@@ -137,7 +154,8 @@ class Claim(OnChain, table=True):
     claim_type: str = Field(max_length=64)
     content_hash: str = Field(max_length=66)
     uri: str = Field(max_length=2048)
-    valid_until: int
+    # A uint64 on chain: a 64-bit column (PostgreSQL's INTEGER ends in January 2038).
+    valid_until: int = Field(sa_column=Column(BigInteger, nullable=False))
     revoked_tx: str | None = Field(default=None, max_length=66)
     created_at: float = Field(default_factory=now)
 

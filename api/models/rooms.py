@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import BigInteger, Column
 from sqlmodel import Field, SQLModel
 
-from api.models.common import FORBID_EXTRA, Address, Hash32, PlatformId, Text, Uint64, now
+from api.models.common import FORBID_EXTRA, Address, Hash32, PlatformId, StoredUint64, Text, now
 from api.models.registry import OnChain
 
 
@@ -46,7 +47,7 @@ class LiveSessionClose(SQLModel):
     model_config = FORBID_EXTRA
 
     recording_hash: Hash32 = Field(description="Hash of the recording or transcript")
-    displayed_sales: Uint64 = Field(description="The sales count viewers were shown")
+    displayed_sales: StoredUint64 = Field(description="The sales count viewers were shown")
 
 
 class LiveSession(OnChain, table=True):
@@ -56,10 +57,11 @@ class LiveSession(OnChain, table=True):
     session_hash: str = Field(max_length=66, index=True)
     room_id: str = Field(max_length=128, index=True, foreign_key="rooms.room_id")
     anchor: str = Field(max_length=42, foreign_key="anchors.address")
-    opened_at: int
-    closed_at: int | None = None
+    # The contract's uint64s: 64-bit columns (PostgreSQL's INTEGER ends in January 2038).
+    opened_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    closed_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     recording_hash: str | None = Field(default=None, max_length=66)
-    displayed_sales: int | None = None
+    displayed_sales: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     close_tx: str | None = Field(default=None, max_length=66)
     created_at: float = Field(default_factory=now)
 

@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from api.problem_docs import document_problems
 from api.routes import (
     anchors,
     attestations,
@@ -37,8 +38,11 @@ for module in (
     anchors,
     endorsements,
 ):
+    # Every error is a problem document; say so in the OpenAPI document.
+    document_problems(module.router)
     api_router.include_router(module.router)
 
+document_problems(health.router)
 root_router = APIRouter()
 root_router.include_router(health.router)
 

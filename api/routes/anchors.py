@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Query
 from sqlmodel import col, select
 
 from api.chain_records import find_event, id_hash
-from api.deps import AdminDep, SessionDep, StateDep, save
+from api.deps import AdminDep, Limit, Offset, SessionDep, StateDep, save
 from api.models import Anchor
 from api.models.anchors import AnchorCreate, AnchorPublic
 from api.models.common import Address, Handle, hex32
@@ -119,8 +119,8 @@ def remove_anchor(
 def list_anchors(
     session: SessionDep,
     include_removed: Annotated[bool, Query(description="Also removed anchors")] = False,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[Anchor]:
     """Anchors in handle order."""
     query = select(Anchor)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from sqlmodel import col, select
 
 from api.bundles import leaf_of
-from api.deps import SessionDep
+from api.deps import Limit, SessionDep
 from api.models import Batch, Receipt
 from api.models.receipts import BatchManifest, BatchPublic
 from api.problems import ProblemError
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/batches", tags=["batches"])
 @router.get("", response_model=list[BatchPublic], summary="Committed and sealed batches")
 def list_batches(
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=1_000)] = 100,
+    limit: Limit = 100,
     after: Annotated[float | None, Query(description="sealed_at of the last batch seen")] = None,
 ) -> list[Batch]:
     """Batches in the order they were sealed."""

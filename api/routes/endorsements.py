@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Query
 from sqlmodel import col, select
 
 from api.chain_records import find_event, id_hash
-from api.deps import SessionDep, StateDep, save
+from api.deps import Limit, Offset, SessionDep, StateDep, save
 from api.models import Anchor, Endorsement, Product
 from api.models.anchors import EndorsementCreate, EndorsementPublic
 from api.models.common import Address, Hash32, hex32, unhex
@@ -228,8 +228,8 @@ def list_endorsements(
     session: SessionDep,
     anchor: Annotated[Address | None, Query(description="Only this anchor's")] = None,
     product_id: Annotated[Hash32 | None, Query(description="Only for this product")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[Endorsement]:
     """Endorsements in the order they were recorded, optionally filtered."""
     query = select(Endorsement)

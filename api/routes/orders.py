@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Request
 from fastapi.exceptions import RequestValidationError
@@ -60,6 +60,40 @@ HOT_PATH_PARAMETERS = [
     }
 ]
 INGEST_SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
+
+ORDER_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No or bad API key"},
+    403: {"description": "Not an ingest key"},
+    404: {"description": "Room unknown or owned by another key"},
+    409: {"description": "Session closed, or order_ref reused in the room"},
+    422: {"description": "Invalid order, or Idempotency-Key reused with another body"},
+    503: {"description": "Too many receipts pending (see Retry-After)"},
+}
+
+
+def hand_parsed_body(model: type[SQLModel], example: Any) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of a route that parses its body by hand, with the model's
+    schema inline: FastAPI puts in ``components`` only the models of bodies it parses itself,
+    so a ``$ref`` there would point at nothing. Nested models are inlined too (their
+    ``#/$defs/...`` references would resolve against the whole document, not this schema)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            siblings = {k: v for k, v in node.items() if k != "$ref"}
+            return inline({**defs[ref.removeprefix("#/$defs/")], **siblings})
+        return {key: inline(value) for key, value in node.items()}
+
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": inline(schema), "example": example}},
+    }
 
 
 def hot_path_context(request: Request) -> tuple[AppState, Principal, str]:
@@ -164,24 +198,9 @@ async def _write(state: AppState, job: WriteJob) -> Response:
     openapi_extra={
         "parameters": HOT_PATH_PARAMETERS,
         "security": INGEST_SECURITY,
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {"$ref": "#/components/schemas/OrderCreate"},
-                    "example": _ORDER_EXAMPLE,
-                }
-            },
-        },
+        "requestBody": hand_parsed_body(OrderCreate, _ORDER_EXAMPLE),
     },
-    responses={
-        401: {"description": "No or bad API key"},
-        403: {"description": "Not an ingest key"},
-        404: {"description": "Room unknown or owned by another key"},
-        409: {"description": "Session closed, or order_ref reused in the room"},
-        422: {"description": "Invalid order, or Idempotency-Key reused with another body"},
-        503: {"description": "Too many receipts pending (see Retry-After)"},
-    },
+    responses=ORDER_ERRORS,
 )
 async def create_order(request: Request) -> Response:
     """Accept one order (idempotent per ``Idempotency-Key``)."""
@@ -213,14 +232,13 @@ async def create_order(request: Request) -> Response:
     openapi_extra={
         "parameters": HOT_PATH_PARAMETERS,
         "security": INGEST_SECURITY,
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {"$ref": "#/components/schemas/BulkOrderCreate"},
-                    "example": {"orders": [_ORDER_EXAMPLE]},
-                }
-            },
+        "requestBody": hand_parsed_body(BulkOrderCreate, {"orders": [_ORDER_EXAMPLE]}),
+    },
+    responses={
+        **ORDER_ERRORS,
+        422: {
+            "description": "An invalid order (named by `order_index`), more orders than "
+            "allowed, or Idempotency-Key reused with another body"
         },
     },
 )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Query
 from sqlmodel import col, select
 from starlette.responses import Response
 
-from api.deps import BrandDep, SessionDep, StateDep, save
+from api.deps import BrandDep, Limit, Offset, SessionDep, StateDep, save
 from api.models import Brand, Product
 from api.models.common import Address, Gtin, hex32, unhex
 from api.models.registry import ProductCreate, ProductPublic
@@ -139,8 +139,8 @@ def register_product(
 def list_products(
     session: SessionDep,
     brand: Annotated[Address | None, Query(description="Only this brand's products")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[Product]:
     """Products in GTIN order, optionally of one brand."""
     query = select(Product)

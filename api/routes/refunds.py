@@ -24,7 +24,7 @@ from api.models import IdempotencyRecord, Outbox, Receipt, Role
 from api.models.receipts import ReceiptAccepted, RefundCreate
 from api.problems import ProblemError
 from api.receipt_codes import decode
-from api.routes.orders import IdempotencyKey, parse_body
+from api.routes.orders import IdempotencyKey, hand_parsed_body, parse_body
 from api.state import AppState
 from chain.receipts import ReceiptKind
 
@@ -124,19 +124,11 @@ def _write_refund(
     response_model=ReceiptAccepted,
     summary="Refund (part of) a sale: a refund receipt that refers to it",
     openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {"$ref": "#/components/schemas/RefundCreate"},
-                    "example": {"receipt_code": "lp1...", "quantity": 1},
-                }
-            },
-        }
+        "requestBody": hand_parsed_body(RefundCreate, {"receipt_code": "lp1...", "quantity": 1})
     },
     responses={
         404: {"description": "No such sale for this key"},
-        409: {"description": "Would refund more than was sold"},
+        409: {"description": "Would refund more than was sold, or order_ref reused in the room"},
         422: {"description": "Invalid request, or Idempotency-Key reused with another body"},
     },
 )

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path
 from sqlmodel import SQLModel, col, select
 
 from api.chain_gateway import ChainLink
-from api.deps import AdminDep, SessionDep, StateDep, save
+from api.deps import AdminDep, Limit, Offset, SessionDep, StateDep, save
 from api.models import Brand, Certifier
 from api.models.common import Address
 from api.models.registry import BrandCreate, BrandPublic, CertifierCreate, CertifierPublic
@@ -128,8 +128,8 @@ def registration_router(kind: Registration) -> APIRouter:
     )
     def list_all(
         session: SessionDep,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Limit = 100,
+        offset: Offset = 0,
     ) -> Any:
         """In address order."""
         query = select(kind.table).order_by(col(kind.table.address)).offset(offset).limit(limit)

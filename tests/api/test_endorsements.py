@@ -239,6 +239,26 @@ def test_an_anchor_endorses_and_revokes_without_an_api_key(
     )
 
 
+def test_an_endorsement_with_64_bit_terms_is_stored(
+    client: TestClient, keys: Keys, accounts: Accounts, w3: Web3, deployment: Deployment
+) -> None:
+    """Prices and validity past 32 bits (2038 and on) fit the contract, so the database must
+    keep them too (PostgreSQL's INTEGER columns did not); beyond 63 bits is refused unsent."""
+    product_id = seed(client, keys, accounts, w3, deployment)
+    now = chain_time(w3)
+    before = RelayerSnapshot.take(w3, accounts)
+    too_late = endorsement_body(w3, deployment, accounts.anchor, product_id, valid_until=2**63)
+    problem(client.post("/v1/endorsements", json=too_late), 422, "validation-failed")
+    assert RelayerSnapshot.take(w3, accounts) == before
+    terms = {"unit_price": 2**40, "valid_from": now, "valid_until": 2**32 + 1}
+    body = endorsement_body(w3, deployment, accounts.anchor, product_id, **terms)
+    r = client.post("/v1/endorsements", json=body)
+    assert r.status_code == 201, r.text
+    record = r.json()
+    assert {k: record[k] for k in terms} == terms
+    assert client.get(f"/v1/endorsements/{record['endorsement_id']}").json() == record
+
+
 SignatureCase = Callable[[Web3, Deployment, Accounts, str], dict[str, Any]]
 
 SIGNATURE_CASES: dict[str, tuple[SignatureCase, str]] = {
@@ -314,6 +334,9 @@ def test_endorsement_prechecks_refuse_before_gas(
     refused(greedy, 422, "validation-failed")
     extra = {**endorsement_body(w3, deployment, anchor, product_id), "bonus": 1}
     refused(extra, 422, "validation-failed")
+    # Past uint256 the nonce cannot even be encoded for the contract's view call (was a 500).
+    huge_nonce = {**endorsement_body(w3, deployment, anchor, product_id), "nonce": 2**256}
+    refused(huge_nonce, 422, "validation-failed")
 
     assert RelayerSnapshot.take(w3, accounts) == before
     assert deployment.anchors(w3).nonce(anchor.address) == 0

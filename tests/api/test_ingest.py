@@ -190,6 +190,25 @@ def test_session_opens_and_closes_on_chain(
     assert [s["session_id"] for s in listed] == ["live-1"]
 
 
+def test_a_displayed_sales_count_past_32_bits_is_stored(
+    client: TestClient, keys: Keys, world: World, w3: Web3, deployment: Deployment
+) -> None:
+    """Found by the fuzzer: the count is a uint64 on chain, and the database column must hold
+    it too (PostgreSQL's INTEGER did not); one no column holds is refused before any gas."""
+    open_room_and_session(client, keys, world)
+    sid = label_hash("live-1")
+    url = "/v1/sessions/live-1/close"
+    too_big = {"recording_hash": RECORDING, "displayed_sales": 2**63}
+    assert_problem(client.post(url, json=too_big, headers=keys.ingest), 422, "validation-failed")
+    assert deployment.anchors(w3).session(sid).closed_at == 0
+    largest = {"recording_hash": RECORDING, "displayed_sales": 2**63 - 1}
+    r = client.post(url, json=largest, headers=keys.ingest)
+    assert r.status_code == 200, r.text
+    assert r.json()["displayed_sales"] == 2**63 - 1
+    assert client.get("/v1/sessions/live-1").json() == r.json()
+    assert client.get("/v1/sessions/live-1").json()["opened_at"] > 2**20
+
+
 def test_session_needs_a_registered_anchor_and_a_free_id(
     client: TestClient,
     keys: Keys,
@@ -283,6 +302,29 @@ def test_orders_are_refused_after_the_session_closed(
 # ----------------------------------------------------------------------------- orders
 
 
+def test_order_and_refund_times_past_what_the_database_holds_are_refused(
+    client: TestClient, keys: Keys, world: World, settings: Settings
+) -> None:
+    """Found by the fuzzer: ``ordered_at`` and ``refunded_at`` are the leaf's uint64, but the
+    database keeps them signed 64-bit; 2**63 and up was a 500 after validation."""
+    open_room_and_session(client, keys, world)
+    before = row_counts(settings)
+    late = post_order(client, keys, order(world, ordered_at=2**63), "late")
+    assert_problem(late, 422, "validation-failed")
+    assert row_counts(settings) == before
+    sale = post_order(client, keys, order(world, ordered_at=2**63 - 1), "latest")
+    assert sale.status_code == 201, sale.text
+    code = sale.json()["receipt_code"]
+    assert leaf_of_code(client, code).ordered_at == 2**63 - 1
+    before = row_counts(settings)
+    late = post_refund(client, keys, code, 1, "refund-late", refunded_at=2**63)
+    assert_problem(late, 422, "validation-failed")
+    assert row_counts(settings) == before
+    refund = post_refund(client, keys, code, 1, "refund-latest", refunded_at=2**63 - 1)
+    assert refund.status_code == 201, refund.text
+    assert leaf_of_code(client, refund.json()["receipt_code"]).ordered_at == 2**63 - 1
+
+
 def test_order_receipt_leaf_matches_the_request(
     client: TestClient, keys: Keys, world: World
 ) -> None:
@@ -295,6 +337,7 @@ def test_order_receipt_leaf_matches_the_request(
     assert accepted["kind"] == "sale"
     assert accepted["order_ref"] == "SO-1"
     assert accepted["receipt_url"] == f"http://testserver/v1/receipts/{accepted['receipt_code']}"
+    assert accepted["page_url"] == f"http://testserver/r/{accepted['receipt_code']}"
 
     leaf = leaf_of_code(client, accepted["receipt_code"])
     assert h(leaf.receipt_id) == accepted["receipt_id"]

@@ -142,6 +142,8 @@ def claim_body(
     issuer: str | None = None,
     nonce: int | None = None,
     claim_type: str = "origin",
+    uri: str = "https://tea.example/origin.pdf",
+    valid_until: int | None = None,
 ) -> dict[str, Any]:
     """A ``POST /v1/claims`` body signed by ``signer``."""
     issuer = issuer or signer.address
@@ -151,8 +153,8 @@ def claim_body(
         bytes.fromhex(product_id[2:]),
         label_hash(claim_type),
         label_hash("West Lake, Hangzhou"),
-        "https://tea.example/origin.pdf",
-        now + 365 * 86400,
+        uri,
+        valid_until if valid_until is not None else now + 365 * 86400,
     )
     dom = domain(w3, deployment, "ProvenanceRegistry")
     typed = eip712.product_claim(dom, issuer, claim, nonce, now + 3600)
@@ -292,6 +294,13 @@ SIGNATURE_CASES: dict[str, tuple[SignatureCase, str]] = {
     ),
     "high-s-malleated": (
         lambda w3, d, a: product_body(w3, d, a.brand, gtin=GTIN2, nonce=1, tamper=high_s),
+        "invalid-signature",
+    ),
+    # Found by the fuzzer: no public key recovers from it, which was a 500.
+    "unrecoverable": (
+        lambda w3, d, a: product_body(
+            w3, d, a.brand, gtin=GTIN2, nonce=1, tamper=lambda s: bytes(len(s))
+        ),
         "invalid-signature",
     ),
 }
@@ -448,6 +457,35 @@ def test_a_brand_adds_and_revokes_a_claim_about_its_product(
         f"/v1/claims/{claim['claim_id']}/revocation", json=revocation, headers=keys.brand
     )
     problem(again, 409, "claim-revoked")
+
+
+def test_a_claim_valid_past_2038_is_stored(
+    client: TestClient, keys: Keys, accounts: Accounts, w3: Web3, deployment: Deployment
+) -> None:
+    """``valid_until`` is a uint64 on chain; PostgreSQL's INTEGER column ended in January 2038.
+    One no database column holds is refused before any gas is spent."""
+    register_brand(client, keys, accounts.brand.address)
+    product = register_product(client, keys, w3, deployment, accounts.brand)
+    too_late = claim_body(w3, deployment, accounts.brand, product["product_id"], valid_until=2**63)
+    before = RelayerSnapshot.take(w3, accounts)
+    problem(client.post("/v1/claims", json=too_late, headers=keys.brand), 422, "validation-failed")
+    assert RelayerSnapshot.take(w3, accounts) == before
+    year_2106 = 2**32 + 1
+    body = claim_body(w3, deployment, accounts.brand, product["product_id"], valid_until=year_2106)
+    r = client.post("/v1/claims", json=body, headers=keys.brand)
+    assert r.status_code == 201, r.text
+    assert r.json()["valid_until"] == year_2106
+    assert client.get(f"/v1/claims/{r.json()['claim_id']}").json() == r.json()
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/brands", "/v1/certifiers", "/v1/products", "/v1/anchors", "/v1/endorsements"]
+)
+def test_listing_offsets_past_64_bits_are_refused(client: TestClient, path: str) -> None:
+    """Found by the fuzzer: an offset the database cannot take was a 500."""
+    problem(client.get(path, params={"offset": 2**63}), 422, "validation-failed")
+    r = client.get(path, params={"offset": 2**63 - 1})
+    assert (r.status_code, r.json()) == (200, [])
 
 
 def test_a_brand_key_cannot_touch_another_brands_product_or_claim(
