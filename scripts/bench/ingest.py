@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -22,6 +20,7 @@ from chain.deploy import load_deployment
 from chain.errors import LiveProofError
 from chain.events import EventReader
 from scripts.bench.harness import Stack, running_stack
+from scripts.bench.loadgen import run_loadgen
 
 BULK_SIZE = 5_000
 
@@ -45,7 +44,8 @@ class IngestReport:
     errors: int
 
 
-def _quantile(values: list[float], q: float) -> float:
+def quantile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (nearest rank); 0 for none."""
     if not values:
         return 0.0
     ordered = sorted(values)
@@ -65,7 +65,8 @@ def _order(stack: Stack, index: int, tag: str) -> dict[str, Any]:
     }
 
 
-def _prepare_room(stack: Stack) -> None:
+def prepare_room(stack: Stack) -> None:
+    """Open the bench room and its live session on ``stack``."""
     headers = {"Authorization": f"Bearer {stack.ingest_token}"}
     with httpx.Client(base_url=stack.base_url, headers=headers, timeout=60) as client:
         r = client.post("/v1/rooms", json={"room_id": "bench-room", "name": "Bench room"})
@@ -83,20 +84,13 @@ def _prepare_room(stack: Stack) -> None:
 
 def _drive(stack: Stack, requests: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
     host, port = stack.base_url.removeprefix("http://").split(":")
-    spec = {"host": host, "port": int(port), "concurrency": concurrency, "requests": requests}
-    done = subprocess.run(
-        [sys.executable, "-m", "scripts.bench.loadgen"],
-        input=json.dumps(spec).encode(),
-        capture_output=True,
-        check=False,
+    return run_loadgen(
+        {"host": host, "port": int(port), "concurrency": concurrency, "requests": requests}
     )
-    if done.returncode != 0:
-        raise LiveProofError(f"load generator failed: {done.stderr.decode()[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
 
 
-def _wait_committed(stack: Stack, timeout: float) -> None:
+def wait_committed(stack: Stack, timeout: float) -> None:
+    """Wait until every receipt on ``stack`` is committed; raise after ``timeout`` seconds."""
     engine = make_engine(stack.database_url, pool_size=1)
     deadline = time.monotonic() + timeout
     try:
@@ -114,7 +108,7 @@ def _wait_committed(stack: Stack, timeout: float) -> None:
     raise LiveProofError(f"receipts still pending after {timeout} s")
 
 
-def _audit(stack: Stack, tags: tuple[str, ...]) -> tuple[list[float], int, int]:
+def audit_orders(stack: Stack, tags: tuple[str, ...]) -> tuple[list[float], int, int]:
     """Commit latencies of the first tag's orders, committed receipts of all tags, and
     receipts committed twice (on chain, or more leaves on chain than receipts)."""
     engine = make_engine(stack.database_url, pool_size=1)
@@ -158,7 +152,7 @@ def run_ingest_bench(*, orders: int, concurrency: int, workers: int = 2) -> Inge
     """Start a stack, drive single and bulk orders, wait for every commit, and measure."""
     bulk_orders = max(BULK_SIZE, orders)
     with running_stack(workers=workers) as stack:
-        _prepare_room(stack)
+        prepare_room(stack)
         auth = f"Bearer {stack.ingest_token}"
         tag = "s" + uuid.uuid4().hex[:6]
         singles = [
@@ -195,16 +189,16 @@ def run_ingest_bench(*, orders: int, concurrency: int, workers: int = 2) -> Inge
                 accepted += size
             else:
                 errors += size
-        _wait_committed(stack, timeout=120 + orders / 1_000)
-        latencies, committed, duplicates = _audit(stack, (tag, btag))
+        wait_committed(stack, timeout=120 + orders / 1_000)
+        latencies, committed, duplicates = audit_orders(stack, (tag, btag))
         lost = accepted - committed
         return IngestReport(
             orders_per_s=round(measured / single["elapsed"], 1),
             bulk_orders_per_s=round(bulk_orders / bulk["elapsed"], 1),
             p50_ms=round(statistics.median(single["latencies_ms"]), 2),
-            p99_ms=round(_quantile(single["latencies_ms"], 0.99), 2),
-            commit_p50_s=round(_quantile(latencies, 0.5), 3),
-            commit_p99_s=round(_quantile(latencies, 0.99), 3),
+            p99_ms=round(quantile(single["latencies_ms"], 0.99), 2),
+            commit_p50_s=round(quantile(latencies, 0.5), 3),
+            commit_p99_s=round(quantile(latencies, 0.99), 3),
             lost=lost,
             duplicates=duplicates,
             orders=orders,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import time
 from typing import Any
@@ -153,6 +154,22 @@ async def run_paced(spec: dict[str, Any]) -> dict[str, Any]:
         "latencies_ms": out["latencies"],
         "bodies": [],
     }
+
+
+def run_loadgen(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run the load generator on ``spec`` in its own process and return its result."""
+    from chain.errors import LiveProofError
+
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.bench.loadgen"],
+        input=json.dumps(spec).encode(),
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise LiveProofError(f"load generator failed: {done.stderr.decode()[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
 def main() -> None:

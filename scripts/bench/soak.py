@@ -4,16 +4,14 @@ count what was lost or committed twice and how the server's memory moved."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from chain.errors import LiveProofError
 from scripts.bench.harness import Stack, running_stack
-from scripts.bench.ingest import _audit, _prepare_room, _quantile, _wait_committed
+from scripts.bench.ingest import audit_orders, prepare_room, quantile, wait_committed
+from scripts.bench.loadgen import run_loadgen
 
 
 @dataclass(frozen=True)
@@ -85,16 +83,7 @@ def _load(stack: Stack, count: int, rate: float, concurrency: int) -> dict[str, 
             "body": body,
         },
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "scripts.bench.loadgen"],
-        input=json.dumps(spec).encode(),
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise LiveProofError(f"load generator failed: {done.stderr.decode()[-2000:]}")
-    result: dict[str, object] = json.loads(done.stdout)
-    return result
+    return run_loadgen(spec)
 
 
 def run_soak(*, minutes: float, rate: float, workers: int = 2, concurrency: int = 64) -> SoakReport:
@@ -102,7 +91,7 @@ def run_soak(*, minutes: float, rate: float, workers: int = 2, concurrency: int 
     passed (warm caches) and at the end."""
     count = max(1, round(minutes * 60 * rate))
     with running_stack(workers=workers, batch_interval=0.5) as stack:
-        _prepare_room(stack)
+        prepare_room(stack)
         samples: dict[str, int] = {}
 
         def sample() -> None:
@@ -117,8 +106,8 @@ def run_soak(*, minutes: float, rate: float, workers: int = 2, concurrency: int 
         statuses = [int(s) for s in result["statuses"]]  # type: ignore[attr-defined]
         latencies = sorted(float(x) for x in result["latencies_ms"])  # type: ignore[attr-defined]
         accepted = statuses.count(201)
-        _wait_committed(stack, timeout=max(120.0, minutes * 60))
-        _, committed, duplicates = _audit(stack, ("soak",))
+        wait_committed(stack, timeout=max(120.0, minutes * 60))
+        _, committed, duplicates = audit_orders(stack, ("soak",))
     start_kb = samples.get("start", samples["end"])
     end_kb = samples["end"]
     elapsed = float(result["elapsed"])  # type: ignore[arg-type]
@@ -128,8 +117,8 @@ def run_soak(*, minutes: float, rate: float, workers: int = 2, concurrency: int 
         orders=count,
         accepted=accepted,
         orders_per_s=round(accepted / elapsed, 1),
-        p50_ms=round(_quantile(latencies, 0.50), 1),
-        p99_ms=round(_quantile(latencies, 0.99), 1),
+        p50_ms=round(quantile(latencies, 0.50), 1),
+        p99_ms=round(quantile(latencies, 0.99), 1),
         max_ms=round(latencies[-1], 1),
         rss_start_mb=round(start_kb / 1024, 1),
         rss_end_mb=round(end_kb / 1024, 1),
