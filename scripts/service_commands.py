@@ -45,6 +45,37 @@ def db_upgrade(
         console.print(f"database at revision {current_revision(settings.database_url)}")
 
 
+@db_app.command("erase-buyer")
+def db_erase_buyer(
+    buyer_ref: Annotated[str, typer.Argument(help="The platform's buyer id, as sent in orders")],
+) -> None:
+    """Erase a buyer's personal data from LIVEPROOF_DATABASE_URL: the buyer reference and the
+    salt of each of their receipts, also in stored retry responses. The receipts stay proven;
+    nobody can link them to the buyer any more. Cannot be undone."""
+    from api.db import make_engine
+    from api.erasure import erase_buyer
+
+    if not buyer_ref:
+        die("give the buyer id to erase")
+    from sqlalchemy.exc import SQLAlchemyError
+
+    settings = _settings()
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        done = erase_buyer(engine, buyer_ref)
+    except SQLAlchemyError as exc:
+        die(f"cannot erase in {settings.database_url}: {getattr(exc, 'orig', None) or exc}")
+    finally:
+        engine.dispose()
+    if done.receipts == 0:
+        console.print("no receipts hold that buyer id (already erased, or never given)")
+        return
+    console.print(
+        f"erased the buyer id and salt of {done.receipts} receipt(s); "
+        f"{done.stored_responses} stored response(s) rewritten"
+    )
+
+
 @keys_app.command("create")
 def keys_create(
     role: Annotated[str, typer.Option("--role", help="admin, brand, certifier, ingest or auditor")],
