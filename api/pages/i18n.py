@@ -61,7 +61,9 @@ MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
         "仅计已上链的收据，并扣除退款；待上链的收据单独列出。",
     ),
     "units_verified": ("units verified", "件（已验证）"),
-    "units_pending": ("units pending", "件待上链"),
+    "pending_label": ("pending", "待上链"),
+    "pending_sold": ("sold", "售出"),
+    "pending_refunded": ("refunded", "退款"),
     "refunded": ("refunded", "已退款"),
     "via_anchor": ("Sold in this anchor's sessions", "该主播直播间售出"),
     "tx": ("Transaction", "交易"),
@@ -92,7 +94,10 @@ MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
     ),
     "rpc_url": ("Chain RPC URL", "区块链 RPC 地址"),
     "verifying": ("Checking with the chain…", "正在向区块链核验…"),
-    "verified_long": ("Verified: this receipt is on the chain.", "已验证：本收据已记录在链上。"),
+    "verified_long": (
+        "Verified: the chain holds this receipt, with these values.",
+        "已验证：链上记录了本收据，内容一致。",
+    ),
     "not_verified": ("Not verified", "未通过验证"),
     "verify_error": ("Could not check", "无法核验"),
     "download_bundle": ("Download proof bundle (JSON)", "下载证明文件 (JSON)"),
@@ -117,6 +122,17 @@ MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
     "check_step_ledger": ("Ledger's verifyReceipt", "账本合约 verifyReceipt"),
     "check_step_batch": ("Batch recorded at the stated block", "批次记录于所述区块"),
     "check_step_tx": ("Commit transaction", "上链交易"),
+    "check_step_receipt": ("The bundle is this receipt's", "证明文件属于本收据"),
+    "check_step_proven": ("Proven on chain", "链上已证明"),
+    "pin_ledger": ("Ledger contract (advanced)", "账本合约（高级）"),
+    "ledger_address": ("Ledger contract address", "账本合约地址"),
+    "pin_ledger_help": (
+        "The proof is checked against this SaleLedger contract. Compare it with the address "
+        "the platform publishes, or paste that address here; empty: the bundle's own.",
+        "证明将对照此 SaleLedger 合约核验。请与平台公开发布的地址比对，或在此粘贴该地址；"
+        "留空则使用证明文件中的地址。",
+    ),
+    "optional": ("optional", "可选"),
     # anchor page
     "anchor": ("Anchor", "主播"),
     "identity": ("Verified identity", "已验证身份"),
@@ -133,7 +149,7 @@ MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
     "price_promise": ("Price promise kept", "价格承诺履约"),
     "price_promise_note": (
         "Sales under an endorsement at or below its promised unit price.",
-        "在推荐有效期内以不高于承诺单价成交的订单。",
+        "在推荐下以不高于承诺单价成交的订单。",
     ),
     "sales_at_promise": ("sales at or below the promised price", "单不高于承诺价"),
     "no_promised_sales": ("No sales under an endorsement yet.", "暂无推荐下的销售。"),
@@ -172,6 +188,8 @@ MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
     "refused": ("Refused", "被拒绝"),
     "endorsement_id": ("Endorsement id", "推荐 ID"),
     "see_profile": ("See your profile", "查看主页"),
+    "signing_as": ("Signing as", "签名账户"),
+    "disclosure": ("Disclosure", "披露"),
     # errors
     "not_found": ("Not found", "未找到"),
     "not_found_product": ("No product is registered with this GTIN.", "该条码没有登记的商品。"),

@@ -8,7 +8,6 @@ JSON-RPC in the browser) and ``static/sign.js`` (EIP-1193 signing of an endorsem
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -43,6 +42,10 @@ _LEAF = {
     "leaf_types": [kind for _, kind in LEAF_FIELDS],
 }
 _SHA3 = Path("node_modules/js-sha3/build/sha3.min.js")
+#: Leaf fields a receipt page shows, so Verify checks the bundle is that receipt's.
+_SHOWN_LEAF_FIELDS = (
+    "receiptId", "kind", "refersTo", "productId", "quantity", "unitPrice", "currency", "orderedAt",
+)  # fmt: skip
 
 
 def _public_rpc(state: AppState) -> str:
@@ -95,8 +98,11 @@ def _product(
     )
 
 
-Gtin = Annotated[str, PathParam(max_length=14)]
-Ai = Annotated[str, PathParam(max_length=64)]
+# Lengths are checked in the handlers, so that a bad link gets the HTML error page.
+Gtin = Annotated[str, PathParam()]
+Ai = Annotated[str, PathParam()]
+#: Receipt codes and anchor handles longer than this are no one's.
+_MAX_KEY = 80
 
 
 @router.get("/01/{gtin}", name="product")
@@ -132,13 +138,15 @@ def product_lot_serial_page(
 @router.get("/r/{code}", name="receipt")
 def receipt_page_view(
     request: Request,
-    code: Annotated[str, PathParam(max_length=80)],
+    code: str,
     session: SessionDep,
     state: StateDep,
 ) -> Response:
     """A receipt: pending or committed, with in-browser verification against the chain."""
     settings = state.settings
     try:
+        if len(code) > _MAX_KEY:
+            raise ProblemError(404, "receipt-not-found", "No such receipt")
         receipt_id = "0x" + decode(code).hex()
     except ProblemError:
         return not_found(request, settings, "not_found_receipt")
@@ -146,12 +154,15 @@ def receipt_page_view(
     if found is None:
         return not_found(request, settings, "not_found_receipt")
     headers = None if found.committed else {"Refresh": "5"}
+    leaf = found.view["leaf"]
     return render(
         request,
         settings,
         "receipt.html",
         {
             "f": found,
+            # What the page shows, which the bundle's leaf must repeat (verify.js).
+            "expect": {name: leaf[name] for name in _SHOWN_LEAF_FIELDS},
             "rpc_url": _public_rpc(state),
             "page_url": receipt_page(settings.public_url, found.code),
             **_LEAF,
@@ -174,16 +185,16 @@ def verify_page(request: Request, state: StateDep) -> Response:
 @router.get("/a/{handle}", name="anchor")
 def anchor_page(
     request: Request,
-    handle: Annotated[str, PathParam(max_length=80)],
+    handle: str,
     session: SessionDep,
     state: StateDep,
 ) -> Response:
     """An anchor's profile: identity, endorsements, verified sales, refunds, price promises
     and displayed vs verified sales per session."""
-    found = facts.anchor_facts(session, handle)
+    found = facts.anchor_facts(session, handle) if len(handle) <= _MAX_KEY else None
     if found is None:
         return not_found(request, state.settings, "not_found_anchor")
-    return render(request, state.settings, "anchor.html", {"f": found, "now": time.time()})
+    return render(request, state.settings, "anchor.html", {"f": found})
 
 
 @router.get("/sign/endorsement", name="sign_endorsement")

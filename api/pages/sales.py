@@ -32,11 +32,6 @@ class Sales:
         return self.sold - self.refunded
 
     @property
-    def pending(self) -> int:
-        """Units in receipts not yet committed (sales minus refunds)."""
-        return self.pending_sold - self.pending_refunded
-
-    @property
     def refund_rate(self) -> float | None:
         """Committed refunded units over committed sold units; None with no sales."""
         return self.refunded / self.sold if self.sold else None

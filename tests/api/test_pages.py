@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,18 +14,27 @@ from web3 import Web3
 
 from api.committer import Committer
 from api.config import Settings
+from api.pages import facts as facts_module
 from api.pages import i18n
 from api.pages.facts import claim_state
 from api.pages.render import CSP
+from chain import eip712
 from chain.deploy import Deployment
 from tests.api.conftest import Keys, World
-from tests.api.test_endorsements import endorsement_body
+from tests.api.test_endorsements import endorsement_body, revocation
 from tests.api.test_orders import open_room_and_session, order
-from tests.api.test_registry import claim_body
+from tests.api.test_registry import (
+    attestation_body,
+    chain_time,
+    claim_body,
+    register_certifier,
+    revocation_body,
+)
 from tests.conftest import Accounts
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "api" / "pages" / "templates"
 STATIC = TEMPLATES.parent / "static"
+MINUS = "\N{MINUS SIGN}"
 
 
 def by_testid(html: str, name: str) -> str:
@@ -83,7 +93,7 @@ def test_product_page_counts_committed_sales_net_of_refunds_and_pending_apart(
     # 2 + 3 sold and committed, 1 refunded: 4 verified; 4 more pending, shown apart.
     assert by_testid(page.text, "net") == "4"
     assert "refunded 1" in sales
-    assert by_testid(page.text, "pending") == "+4 units pending"
+    assert by_testid(page.text, "pending") == "pending: sold +4"
     # The endorsement in force, with its disclosure and promised price (¥128.00).
     assert by_testid(page.text, "ad-badge") == "广告 / Ad"
     assert by_testid(page.text, "commission-badge") == "Commission 15%"
@@ -188,6 +198,8 @@ def test_gs1_digital_link_paths(client: TestClient, world: World) -> None:
         f"/01/{world.gtin}/10/{'x' * 21}",
         f"/01/{world.gtin}/21/S%20N",
         f"/01/{world.gtin}/10/caf%C3%A9",
+        "/01/123456789012345",
+        f"/01/{world.gtin}/21/{'9' * 65}",
     ):
         refused = client.get(path, headers={"Accept-Language": "en"})
         assert refused.status_code == 404, path
@@ -217,8 +229,14 @@ def test_receipt_page_pending_then_committed(
     assert f'href="/tx/{receipt["tx_hash"]}"' in committed.text
     assert f'data-bundle-url="/v1/receipts/{code}/proof"' in committed.text
     assert f'src="/v1/receipts/{code}/qr.svg"' in committed.text
-    for bad in ("lp1" + "a" * 52, "nope", "x" * 80):
-        assert client.get(f"/r/{bad}").status_code == 404
+    for bad in ("lp1" + "a" * 52, "nope", "x" * 80, "lp1" + "q" * 200):
+        refused = client.get(f"/r/{bad}", headers={"Accept-Language": "en"})
+        assert refused.status_code == 404
+        assert "No receipt has this code." in refused.text
+    for handle in ("nobody", "@" + "x" * 100):
+        refused = client.get(f"/a/{handle}", headers={"Accept-Language": "en"})
+        assert refused.status_code == 404
+        assert "No anchor has this handle." in refused.text
 
 
 def test_refund_receipt_links_to_its_sale(client: TestClient, keys: Keys, world: World) -> None:
@@ -259,6 +277,142 @@ def test_markup_and_script_written_by_participants_stay_text(
     assert page.headers["content-security-policy"] == CSP
     assert "script-src 'self'" in CSP
     assert "unsafe-inline" not in CSP
+
+
+def endorsement_states(profile: str) -> dict[str, str]:
+    """An anchor profile's endorsements: state -> room."""
+    found = re.findall(
+        r'data-testid="anchor-endorsement" data-state="(\w+)".*?(room-[a-z]+)', profile, re.S
+    )
+    return dict(found)
+
+
+def test_revoked_expired_and_not_yet_valid_states_on_the_product_and_anchor_pages(
+    client: TestClient,
+    keys: Keys,
+    world: World,
+    w3: Web3,
+    deployment: Deployment,
+    accounts: Accounts,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    register_certifier(client, keys, accounts.certifier.address)
+    origin, batch = (
+        client.post(
+            "/v1/claims",
+            json=claim_body(w3, deployment, accounts.brand, world.product_id, claim_type=kind),
+            headers=keys.brand,
+        ).json()
+        for kind in ("origin", "batch")
+    )
+    attestation = client.post(
+        "/v1/attestations",
+        json=attestation_body(
+            w3, deployment, accounts.certifier.address, origin["claim_id"], accounts.certifier
+        ),
+        headers=keys.certifier,
+    ).json()
+    pulled = client.post(
+        f"/v1/attestations/{attestation['attestation_id']}/revocation",
+        json=revocation_body(
+            w3,
+            deployment,
+            accounts.certifier,
+            eip712.revoke_attestation,
+            "ProvenanceRegistry",
+            attestation["attestation_id"],
+        ),
+        headers=keys.certifier,
+    ).json()
+    withdrawn = client.post(
+        f"/v1/claims/{batch['claim_id']}/revocation",
+        json=revocation_body(
+            w3,
+            deployment,
+            accounts.brand,
+            eip712.revoke_claim,
+            "ProvenanceRegistry",
+            batch["claim_id"],
+        ),
+        headers=keys.brand,
+    ).json()
+    now = chain_time(w3)
+    revoked, later, current = (
+        client.post(
+            "/v1/endorsements",
+            json=endorsement_body(
+                w3, deployment, accounts.anchor, world.product_id, room_id=room, **window
+            ),
+        ).json()
+        for room, window in (
+            ("room-revoked", {}),
+            ("room-later", {"valid_from": now + 86_400, "valid_until": now + 3 * 86_400}),
+            ("room-now", {"valid_from": now - 60, "valid_until": now + 86_400}),
+        )
+    )
+    url = f"/v1/endorsements/{revoked['endorsement_id']}/revocation"
+    r = client.post(
+        url, json=revocation(w3, deployment, accounts.anchor, revoked["endorsement_id"])
+    )
+    assert r.status_code == 200, r.text
+    revoked_tx = r.json()["revoked_tx"]
+
+    page = client.get(f"/01/{world.gtin}", headers={"Accept-Language": "en"}).text
+    states = dict(re.findall(r'data-testid="claim" data-state="(\w+)">\s*<h3>(\w+)', page))
+    assert states == {"valid": "origin", "revoked": "batch"}
+    assert f'href="/tx/{withdrawn["revoked_tx"]}"' in page
+    assert 'data-testid="attestation" data-state="revoked"' in page
+    assert f'href="/tx/{pulled["revoked_tx"]}"' in page
+    # Endorsing it now: neither the revoked one nor the one not valid yet.
+    assert re.findall(r'<dd class="mono">(room-[a-z]+)</dd>', page) == ["room-now"]
+
+    profile = client.get("/a/@tea-master-li", headers={"Accept-Language": "en"}).text
+    by_state = dict(
+        re.findall(
+            r'data-testid="anchor-endorsement" data-state="(\w+)".*?(room-[a-z]+)', profile, re.S
+        )
+    )
+    assert by_state == {"revoked": "room-revoked", "pending": "room-later", "active": "room-now"}
+    assert f'href="/tx/{revoked_tx}"' in profile
+    assert "Not yet valid" in profile
+
+    # Two days on (the pages' clock, not the chain's): the current one has expired, the later
+    # one is in force.
+    monkeypatch.setattr(facts_module, "time", SimpleNamespace(time=lambda: now + 2 * 86_400))
+    profile = client.get("/a/@tea-master-li", headers={"Accept-Language": "en"}).text
+    by_state = dict(
+        re.findall(
+            r'data-testid="anchor-endorsement" data-state="(\w+)".*?(room-[a-z]+)', profile, re.S
+        )
+    )
+    assert by_state == {"revoked": "room-revoked", "active": "room-later", "expired": "room-now"}
+    page = client.get(f"/01/{world.gtin}", headers={"Accept-Language": "en"}).text
+    assert re.findall(r'<dd class="mono">(room-[a-z]+)</dd>', page) == ["room-later"]
+    assert current["endorsement_id"] != later["endorsement_id"]
+
+
+def test_pending_refunds_and_sales_are_shown_apart_never_as_a_negative_count(
+    client: TestClient, keys: Keys, world: World, committer: Committer
+) -> None:
+    open_room_and_session(client, keys, world)
+    sale = post_order(client, keys, world, "a", quantity=2)
+    committer.run_once()
+    refund = client.post(
+        "/v1/refunds",
+        json={"receipt_code": sale, "quantity": 1},
+        headers={**keys.ingest, "Idempotency-Key": "r"},
+    )
+    assert refund.status_code == 201, refund.text
+    page = client.get(f"/01/{world.gtin}", headers={"Accept-Language": "en"}).text
+    assert by_testid(page, "net") == "2"
+    assert by_testid(page, "pending") == f"pending: refunded {MINUS}1"
+    assert "+-" not in page
+    post_order(client, keys, world, "b", quantity=3)
+    page = client.get(f"/01/{world.gtin}", headers={"Accept-Language": "zh-CN"}).text
+    assert by_testid(page, "pending") == f"待上链: 售出 +3 · 退款 {MINUS}1"
+    profile = client.get("/a/@tea-master-li", headers={"Accept-Language": "en"}).text
+    assert "+-" not in profile
+    assert f"refunded {MINUS}1" in profile
 
 
 def test_claim_states(world: World) -> None:

@@ -171,6 +171,30 @@ def claim_body(
     }
 
 
+def attestation_body(
+    w3: Web3, deployment: Deployment, certifier: str, claim_id: str, signer: LocalAccount
+) -> dict[str, Any]:
+    """A ``POST /v1/attestations`` body for ``certifier`` on ``claim_id``, signed by ``signer``
+    (the certifier's own key, or another to forge it)."""
+    nonce = deployment.provenance(w3).nonce(certifier)
+    deadline = chain_time(w3) + 3600
+    attestation = AttestationInput(
+        bytes.fromhex(claim_id[2:]), label_hash("report-17"), "https://lab.example/r17"
+    )
+    typed = eip712.attestation(
+        domain(w3, deployment, "ProvenanceRegistry"), certifier, attestation, nonce, deadline
+    )
+    return {
+        "certifier": certifier,
+        "claim_id": claim_id,
+        "report_hash": hx(attestation.report_hash),
+        "uri": attestation.uri,
+        "nonce": nonce,
+        "deadline": deadline,
+        "signature": hx(eip712.sign(signer, typed)),
+    }
+
+
 def revocation_body(
     w3: Web3,
     deployment: Deployment,
@@ -588,37 +612,16 @@ def test_a_certifier_attests_and_revokes(
     provenance = deployment.provenance(w3)
     certifier = accounts.certifier
 
-    def attestation_body(signer: LocalAccount) -> dict[str, Any]:
-        nonce = provenance.nonce(certifier.address)
-        deadline = chain_time(w3) + 3600
-        attestation = AttestationInput(
-            bytes.fromhex(claim["claim_id"][2:]), label_hash("report-17"), "https://lab/r17"
-        )
-        typed = eip712.attestation(
-            domain(w3, deployment, "ProvenanceRegistry"),
-            certifier.address,
-            attestation,
-            nonce,
-            deadline,
-        )
-        return {
-            "certifier": certifier.address,
-            "claim_id": claim["claim_id"],
-            "report_hash": hx(attestation.report_hash),
-            "uri": attestation.uri,
-            "nonce": nonce,
-            "deadline": deadline,
-            "signature": hx(eip712.sign(signer, typed)),
-        }
-
     before = RelayerSnapshot.take(w3, accounts)
-    forged = attestation_body(accounts.stranger)
+    forged = attestation_body(
+        w3, deployment, certifier.address, claim["claim_id"], signer=accounts.stranger
+    )
     problem(
         client.post("/v1/attestations", json=forged, headers=keys.certifier),
         422,
         "invalid-signature",
     )
-    body = attestation_body(certifier)
+    body = attestation_body(w3, deployment, certifier.address, claim["claim_id"], certifier)
     problem(client.post("/v1/attestations", json=body, headers=keys.brand), 403, "forbidden")
     problem(client.post("/v1/attestations", json=body), 401, "unauthenticated")
     assert RelayerSnapshot.take(w3, accounts) == before

@@ -107,8 +107,10 @@ def test_receipt_page_verifies_against_the_chain(
         expect(page.get_by_test_id("batch-root")).to_have_text(receipt["batch_root"])
         expect(page.locator("#rpc")).to_have_value(demo.stack.devnet.rpc_url)
         assert verdict(page) == "verified"
-        # Every check ran: chain id, leaf and proof, verifyReceipt, batch block, commit tx.
-        expect(page.locator(f"{VERDICT} .steps li")).to_have_count(5)
+        # Every check ran: this receipt's bundle, chain id, leaf and proof, verifyReceipt,
+        # batch block, commit tx, and what is proven.
+        expect(page.locator(f"{VERDICT} .steps li")).to_have_count(7)
+        expect(page.locator(f"{VERDICT} .steps li").last).to_contain_text(receipt["receipt_id"])
         expect(page.get_by_test_id("receipt-qr")).to_be_visible()
         assert fits(page)
         screenshot(page, f"receipt-{language}")
@@ -131,14 +133,23 @@ def _more_units(bundle: dict[str, Any]) -> None:
     bundle["leaf"]["quantity"] = int(bundle["leaf"]["quantity"]) + 1
 
 
+def _other_buyer(bundle: dict[str, Any]) -> None:
+    """A leaf value the page does not show: only folding the proof can catch it."""
+    bundle["leaf"]["buyerCommitment"] = "0x" + "cd" * 32
+
+
 def _other_root(bundle: dict[str, Any]) -> None:
-    bundle["root"] = "0x" + "ab" * 32
+    bundle["root"] = bundle["batchId"] = "0x" + "ab" * 32
 
 
 @pytest.mark.parametrize(
     ("change", "reason"),
-    [(_more_units, "Leaf recomputed"), (_other_root, "Leaf recomputed")],
-    ids=["tampered-leaf", "wrong-root"],
+    [
+        (_more_units, "The bundle is this receipt's: quantity"),
+        (_other_buyer, "Leaf recomputed"),
+        (_other_root, "Leaf recomputed"),
+    ],
+    ids=["tampered-shown-value", "tampered-hidden-value", "wrong-root"],
 )
 def test_a_tampered_bundle_or_a_wrong_root_is_not_verified(
     phone: BrowserContext, demo: Demo, change: Any, reason: str
@@ -161,16 +172,51 @@ def test_a_root_never_committed_is_not_verified_even_if_self_consistent(
     page = phone.new_page()
 
     def forge(bundle: dict[str, Any]) -> None:
-        _more_units(bundle)
+        _other_buyer(bundle)
         from chain.receipts import ReceiptLeaf
 
         bundle["root"] = "0x" + ReceiptLeaf.from_json(bundle["leaf"]).leaf_hash().hex()
+        bundle["batchId"] = bundle["root"]
         bundle["proof"] = []
 
     _tamper_with(page, forge)
     page.goto(f"{demo.base}/r/{code}")
     assert verdict(page) == "not-verified"
     expect(page.locator(VERDICT)).to_contain_text("verifyReceipt")
+
+
+def test_another_receipts_genuine_bundle_is_not_verified(phone: BrowserContext, demo: Demo) -> None:
+    """A platform that answers with some other committed receipt's (valid) proof: the chain
+    would verify it, but it is not the receipt on the page."""
+    code = demo.receipt("sponsored endorsement")
+    other = httpx.get(f"{demo.base}/v1/receipts/{demo.receipt('refund')}/proof").json()
+    page = phone.new_page()
+    page.route(
+        "**/v1/receipts/*/proof",
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", body=json.dumps(other)
+        ),
+    )
+    page.goto(f"{demo.base}/r/{code}")
+    assert verdict(page) == "not-verified"
+    expect(page.locator(VERDICT)).to_contain_text("The bundle is this receipt's: receiptId")
+
+
+def test_a_pinned_ledger_other_than_the_bundles_is_not_verified(
+    phone: BrowserContext, demo: Demo
+) -> None:
+    page = phone.new_page()
+    page.goto(f"{demo.base}/r/{demo.receipt('sponsored endorsement')}")
+    ledger = page.get_by_test_id("ledger-input")
+    bundle_ledger = ledger.input_value()
+    assert re.fullmatch(r"0x[0-9a-fA-F]{40}", bundle_ledger)
+    page.locator("details.pin summary").click()
+    ledger.fill("0x" + "11" * 20)
+    assert verdict(page) == "not-verified"
+    expect(page.locator(VERDICT)).to_contain_text(f"0x{'11' * 20} ≠ {bundle_ledger}")
+    # Pinned to the address the deployment publishes, it verifies.
+    ledger.fill(bundle_ledger.lower())
+    assert verdict(page) == "verified"
 
 
 def test_an_unreachable_rpc_could_not_check(phone: BrowserContext, demo: Demo) -> None:
@@ -186,6 +232,7 @@ def test_a_downloaded_bundle_is_checked_on_the_verify_page(
 ) -> None:
     code = demo.receipt("refund")
     bundle = httpx.get(f"{demo.base}/v1/receipts/{code}/proof").json()
+    genuine = json.loads(json.dumps(bundle))
     page = phone.new_page()
     page.goto(f"{demo.base}/verify")
     files = page.get_by_test_id("bundle-file")
@@ -198,10 +245,20 @@ def test_a_downloaded_bundle_is_checked_on_the_verify_page(
         {"name": "bad.json", "mimeType": "application/json", "buffer": json.dumps(bundle).encode()}
     )
     assert verdict(page) == "not-verified"
-    # A file that is no proof bundle cannot be checked at all (verify-receipt exits 2).
-    files.set_input_files({"name": "x.json", "mimeType": "application/json", "buffer": b"{}"})
-    assert verdict(page) == "error"
-    expect(page.locator(VERDICT)).to_contain_text("Could not check")
+    # A file that is no proof bundle cannot be checked at all (verify-receipt exits 2), and
+    # neither can a bundle that breaks the rules verify-receipt applies.
+    unusable: list[tuple[Any, str]] = [
+        ({}, "missing fields"),
+        ({k: v for k, v in genuine.items() if k != "chainId"}, "missing fields: chainId"),
+        ({**genuine, "chainId": str(genuine["chainId"])}, "chainId must be a positive integer"),
+        ({**genuine, "batchId": "0x" + "00" * 32}, "batchId and root differ"),
+    ]
+    for broken, why in unusable:
+        raw = json.dumps(broken).encode()
+        files.set_input_files({"name": "x.json", "mimeType": "application/json", "buffer": raw})
+        assert verdict(page) == "error", why
+        expect(page.locator(VERDICT)).to_contain_text("Could not check")
+        expect(page.locator(VERDICT)).to_contain_text(why)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -261,7 +318,7 @@ def test_the_signing_page_records_an_endorsement_signed_by_the_wallet(
     page.goto(f"{demo.base}/sign/endorsement?lang=en")
     expect(page.get_by_test_id("no-wallet")).to_be_hidden()
     page.get_by_test_id("connect").click()
-    expect(page.get_by_test_id("account")).to_have_text(anchor.address)
+    expect(page.get_by_test_id("account")).to_have_text(f"Signing as {anchor.address}")
     page.select_option("#gtin", gtin)
     page.fill("#room", "westlake-longjing-live")
     page.check("#sponsored")
@@ -285,9 +342,17 @@ def test_the_signing_page_records_an_endorsement_signed_by_the_wallet(
     assert recorded["currency"] == "CNY"
     assert recorded["room_id"] == "westlake-longjing-live"
     assert recorded["valid_until"] - recorded["valid_from"] == 3 * 86_400
+    # The page shows the terms the chain recorded, for the anchor to read back.
+    product = httpx.get(f"{demo.base}/v1/products/{gtin}").json()
+    shown = result.get_by_test_id("recorded-terms")
+    expect(shown.get_by_test_id("recorded-endorsement-id")).to_have_text(endorsement_id or "")
+    expect(shown.get_by_test_id("recorded-product")).to_contain_text(product["name"])
+    expect(shown.get_by_test_id("recorded-room")).to_have_text("westlake-longjing-live")
+    expect(shown.get_by_test_id("recorded-disclosure")).to_have_text("广告 / Ad · Commission 12.5%")
+    expect(shown.get_by_test_id("recorded-price")).to_have_text("99.90 CNY")
+    expect(shown.get_by_test_id("recorded-block")).to_have_text(str(recorded["block_number"]))
     # The profile the page links to lists the new endorsement as active.
     page.get_by_test_id("profile-link").click()
-    product = httpx.get(f"{demo.base}/v1/products/{gtin}").json()
     endorsed = page.get_by_test_id("anchor-endorsement").filter(has_text=product["name"])
     expect(endorsed.first).to_have_attribute("data-state", "active")
 

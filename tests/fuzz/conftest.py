@@ -12,14 +12,12 @@ from fastapi.testclient import TestClient
 from web3 import Web3
 
 from api.committer import Committer
-from chain import eip712
-from chain.actions import AttestationInput, label_hash
 from chain.deploy import Deployment
 from tests.api import conftest as api_fixtures
 from tests.api.conftest import Keys, World
 from tests.api.test_endorsements import endorsement_body
 from tests.api.test_orders import open_room_and_session
-from tests.api.test_registry import chain_time, claim_body, domain, hx, register_certifier
+from tests.api.test_registry import attestation_body, claim_body, register_certifier
 from tests.conftest import Accounts
 
 # The API tests' fixtures, for the tests here too: a migrated database per test (SQLite, and
@@ -62,33 +60,6 @@ def _post(client: TestClient, path: str, body: dict[str, Any], headers: dict[str
     return r.json()
 
 
-def _attestation_body(
-    w3: Web3, deployment: Deployment, accounts: Accounts, claim_id: str
-) -> dict[str, Any]:
-    certifier = accounts.certifier
-    nonce = deployment.provenance(w3).nonce(certifier.address)
-    deadline = chain_time(w3) + 3600
-    attestation = AttestationInput(
-        bytes.fromhex(claim_id[2:]), label_hash("report-17"), "https://lab.example/r17"
-    )
-    typed = eip712.attestation(
-        domain(w3, deployment, "ProvenanceRegistry"),
-        certifier.address,
-        attestation,
-        nonce,
-        deadline,
-    )
-    return {
-        "certifier": certifier.address,
-        "claim_id": claim_id,
-        "report_hash": hx(attestation.report_hash),
-        "uri": attestation.uri,
-        "nonce": nonce,
-        "deadline": deadline,
-        "signature": hx(eip712.sign(certifier, typed)),
-    }
-
-
 def _order(world: World, order_ref: str) -> dict[str, Any]:
     return {
         "room_id": ROOM_ID,
@@ -124,7 +95,9 @@ def stage(
     attestation = _post(
         client,
         "/v1/attestations",
-        _attestation_body(w3, deployment, accounts, claim["claim_id"]),
+        attestation_body(
+            w3, deployment, accounts.certifier.address, claim["claim_id"], accounts.certifier
+        ),
         keys.certifier,
     )
     endorsement = _post(

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
+import signal
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
 import httpx
@@ -18,7 +23,7 @@ from api.models import Role
 from chain.actions import claims_digest
 from chain.connect import connect
 from chain.deploy import load_deployment
-from chain.keys import ANVIL_DEV_KEYS
+from chain.keys import ANVIL_DEV_KEYS, KEYSTORE_PASSWORD_ENV
 from scripts.bench.harness import running_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,3 +125,57 @@ def test_a_wrong_password_or_an_unreachable_api_exit_2(tmp_path: Path) -> None:
     )  # fmt: skip
     assert unreachable.returncode == 2
     assert "cannot reach the API" in unreachable.stderr
+
+
+def _sign_at_a_terminal(args: list[str], answer: str) -> tuple[int, str]:
+    """Run ``liveproof sign`` on a pseudo-terminal with no password in the environment, answer
+    its password prompt with ``answer``; (exit code, everything the terminal showed)."""
+    env = {k: v for k, v in os.environ.items() if k != KEYSTORE_PASSWORD_ENV}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the terminal is its controlling tty, as for a person
+        os.chdir(ROOT)
+        os.execve(sys.executable, [sys.executable, "-m", "scripts.cli", "sign", *args], env)  # noqa: S606
+    shown = b""
+    deadline = time.monotonic() + 60
+    answered = False
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+        if not answered and b"Password for" in shown:
+            # getpass turns echo off with TCSAFLUSH, which drops input typed before: answer
+            # once the terminal no longer echoes (the master reads the slave's settings).
+            while termios.tcgetattr(fd)[3] & termios.ECHO and time.monotonic() < deadline:
+                time.sleep(0.01)
+            os.write(fd, answer.encode() + b"\n")
+            answered = True
+    else:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+
+
+def test_the_password_is_prompted_for_at_a_terminal_and_not_echoed(tmp_path: Path) -> None:
+    keystore = _keystore(tmp_path, "anchor", ANVIL_DEV_KEYS[3])
+    args = [
+        "revocation", "--keystore", str(keystore), "--endorsement", "0x" + "11" * 32,
+        "--api", "http://127.0.0.1:9",
+    ]  # fmt: skip
+    code, shown = _sign_at_a_terminal(args, "not it")
+    assert code == 2
+    assert f"Password for {keystore}" in shown
+    assert "wrong password" in shown
+    assert "not it" not in shown  # hidden input
+    # The right password decrypts the key; the command then gets as far as the API.
+    code, shown = _sign_at_a_terminal(args, PASSWORD)
+    assert code == 2
+    assert "cannot reach the API" in shown
+    assert PASSWORD not in shown

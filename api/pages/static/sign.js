@@ -62,7 +62,7 @@
     if (!accounts || !accounts.length) throw new Error("the wallet gave no account");
     account = accounts[0];
     accountLabel.hidden = false;
-    accountLabel.textContent = account;
+    accountLabel.textContent = M.signingAs + " " + account;
     submitButton.disabled = false;
   }
 
@@ -129,8 +129,38 @@
       show("refused", M.refused + ": " + (answer.title || response.status), answer.detail || "");
       return;
     }
-    const out = document.createElement("span");
-    out.append(M.endorsementId + " " + answer.endorsement_id + " · ");
+    show("recorded", M.recorded, recordedTerms(answer, product, decimals));
+    box.dataset.endorsementId = answer.endorsement_id;
+  }
+
+  // The endorsement as the chain recorded it (the API's answer), for the anchor to re-read.
+  function recordedTerms(answer, product, decimals) {
+    const out = document.createElement("div");
+    const terms = document.createElement("dl");
+    terms.className = "facts";
+    terms.dataset.testid = "recorded-terms";
+    const price = (answer.unit_price / 10 ** decimals).toFixed(decimals) + " " + answer.currency;
+    const disclosure = (answer.sponsored ? "广告 / Ad" : M.notSponsored) + " · " +
+      M.commission + " " + (answer.commission_bps / 100) + "%";
+    const day = (t) => new Date(t * 1000).toISOString().slice(0, 10);
+    const rows = [
+      [M.endorsementId, answer.endorsement_id, "endorsement-id"],
+      [M.product, product.name + " · " + product.gtin, "product"],
+      [M.room, answer.room_id, "room"],
+      [M.disclosure, disclosure, "disclosure"],
+      [M.promisedPrice, price, "price"],
+      [M.validWindow, day(answer.valid_from) + " – " + day(answer.valid_until), "window"],
+      [M.block, String(answer.block_number), "block"],
+    ];
+    for (const [label, value, testid] of rows) {
+      const dt = document.createElement("dt");
+      dt.textContent = label;
+      const dd = document.createElement("dd");
+      dd.textContent = value;
+      dd.dataset.testid = "recorded-" + testid;
+      terms.append(dt, dd);
+    }
+    const links = document.createElement("p");
     const txLink = document.createElement("a");
     txLink.href = config.txUrl.replace("{tx}", answer.tx_hash);
     txLink.textContent = M.tx;
@@ -138,9 +168,9 @@
     profile.href = "/a/" + answer.anchor;
     profile.textContent = M.seeProfile;
     profile.dataset.testid = "profile-link";
-    out.append(txLink, " · ", profile);
-    show("recorded", M.recorded, out);
-    box.dataset.endorsementId = answer.endorsement_id;
+    links.append(txLink, " · ", profile);
+    out.append(terms, links);
+    return out;
   }
 
   if (!window.ethereum) {

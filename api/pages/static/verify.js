@@ -4,7 +4,9 @@
 // the receipt leaf from its values (keccak256(keccak256(abi.encode(values))), as
 // OpenZeppelin's StandardMerkleTree does) and folds the proof to the root; asks the ledger
 // contract with eth_call whether it verifies the proof and when the root was committed; and
-// finds the commit event in the stated block and transaction. keccak256 is js-sha3's.
+// finds the commit event in the stated block and transaction. On a receipt page it also checks
+// that the bundle is this receipt's (its id and the values the page shows), and a ledger
+// address the shopper pins replaces the bundle's own. keccak256 is js-sha3's.
 "use strict";
 
 (function () {
@@ -119,13 +121,74 @@
     if (!condition) throw new Error(M[step] + ": " + expected + " ≠ " + found);
   }
 
-  // Runs every check; `report(step, detail)` is called as each one passes.
-  async function verify(bundle, rpcUrl, report) {
-    if (typeof window.keccak256 !== "function") throw new CannotCheck("keccak256 is missing");
-    if (!bundle || bundle.format !== FORMAT) throw new CannotCheck("not a " + FORMAT + " bundle");
+  const HEX32 = /^0x[0-9a-fA-F]{64}$/;
+  const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+  const FIELDS = ["format", "chainId", "ledger", "batchId", "root", "txHash", "blockNumber",
+                  "leafTypes", "leaf", "proof"];
+
+  // The same shape rules as `liveproof verify-receipt` (chain/proof_bundle.py): a bundle that
+  // breaks one cannot be checked at all.
+  function checkShape(bundle) {
+    const bad = (why) => { throw new CannotCheck("unusable bundle: " + why); };
+    if (!bundle || typeof bundle !== "object" || Array.isArray(bundle)) bad("not a JSON object");
+    const missing = FIELDS.filter((name) => !(name in bundle));
+    if (missing.length) bad("missing fields: " + missing.join(", "));
+    if (bundle.format !== FORMAT) bad("format must be " + FORMAT);
     const expectedTypes = config.leafTypes.join(",");
     if (!Array.isArray(bundle.leafTypes) || bundle.leafTypes.join(",") !== expectedTypes) {
-      throw new CannotCheck(M.leaf + ": leaf types differ from leaf v1");
+      bad("leafTypes is not receipt leaf v1");
+    }
+    if (!Number.isSafeInteger(bundle.chainId) || bundle.chainId <= 0) {
+      bad("chainId must be a positive integer");
+    }
+    if (!Number.isSafeInteger(bundle.blockNumber) || bundle.blockNumber < 0) {
+      bad("blockNumber must be a non-negative integer");
+    }
+    if (typeof bundle.ledger !== "string" || !ADDRESS.test(bundle.ledger)) {
+      bad("ledger must be an address");
+    }
+    for (const name of ["root", "batchId", "txHash"]) {
+      if (typeof bundle[name] !== "string" || !HEX32.test(bundle[name])) {
+        bad(name + " must be a 0x-prefixed 32-byte hex string");
+      }
+    }
+    if (bundle.batchId.toLowerCase() !== bundle.root.toLowerCase()) {
+      bad("batchId and root differ (a batch is named by its root)");
+    }
+    if (!Array.isArray(bundle.proof) || !bundle.proof.every((p) => HEX32.test(p))) {
+      bad("proof must be a list of 32-byte hex strings");
+    }
+    if (!bundle.leaf || typeof bundle.leaf !== "object") bad("leaf must be an object");
+  }
+
+  // On a receipt page: the bundle must be this receipt's, with the values the page shows.
+  function checkReceipt(leaf, expected) {
+    // In leaf order, so that another receipt's bundle is named for its receiptId first.
+    for (const name of config.leafFields.filter((field) => field in expected)) {
+      const value = expected[name];
+      const found = leaf[name];
+      const same = typeof value === "string"
+        ? typeof found === "string" && found.toLowerCase() === value.toLowerCase()
+        : String(found) === String(value);
+      expect(same, "receipt", name + " " + value, String(found));
+    }
+  }
+
+  // Runs every check; `report(step, detail)` is called as each one passes. `expected`: the
+  // receipt the page shows (leaf values by name) or null; `pinnedLedger`: an address or "".
+  async function verify(bundle, rpcUrl, report, expected, pinnedLedger) {
+    if (typeof window.keccak256 !== "function") throw new CannotCheck("keccak256 is missing");
+    checkShape(bundle);
+    if (expected) {
+      checkReceipt(bundle.leaf, expected);
+      report("receipt", expected.receiptId);
+    }
+    if (pinnedLedger) {
+      if (!ADDRESS.test(pinnedLedger)) throw new CannotCheck(M.ledger + ": not an address");
+      expect(
+        bundle.ledger.toLowerCase() === pinnedLedger.toLowerCase(),
+        "ledger", pinnedLedger, bundle.ledger,
+      );
     }
     const chainId = BigInt(await rpc(rpcUrl, "eth_chainId", []));
     expect(chainId === BigInt(bundle.chainId), "chain", bundle.chainId, chainId);
@@ -168,6 +231,21 @@
     const tx = logs.length ? logs[0].transactionHash.toLowerCase() : "no commit event";
     expect(tx === String(bundle.txHash).toLowerCase(), "tx", bundle.txHash, tx);
     report("tx", tx);
+    // What is now proven, in the shopper's terms.
+    const l = bundle.leaf;
+    report("proven", [
+      l.receiptId,
+      (Number(l.kind) === 1 ? M.refund : M.sale) + " × " + l.quantity,
+      l.unitPrice + " " + currencyOf(l.currency),
+    ].join(" · "));
+  }
+
+  function currencyOf(hex) {
+    try {
+      return String.fromCharCode(...hexToBytes(hex, "currency"));
+    } catch (err) {
+      return String(hex);
+    }
   }
 
   function show(box, state, title) {
@@ -199,7 +277,15 @@
       } catch (err) {
         throw new CannotCheck("proof bundle: " + err.message);
       }
-      await verify(bundle, form.querySelector("input[name=rpc]").value.trim(), report);
+      const expected = form.dataset.expect ? JSON.parse(form.dataset.expect) : null;
+      const pin = form.querySelector("input[name=ledger]");
+      await verify(
+        bundle,
+        form.querySelector("input[name=rpc]").value.trim(),
+        report,
+        expected,
+        pin ? pin.value.trim() : "",
+      );
       show(box, "verified", M.verified);
     } catch (err) {
       const state = err instanceof CannotCheck ? "error" : "not-verified";
