@@ -25,7 +25,7 @@ from scripts.audit_options import (
     manifest_source,
     progress_bar,
 )
-from scripts.output import EXIT_FAILED, EXIT_USAGE, console, die, err_console
+from scripts.output import EXIT_FAILED, EXIT_USAGE, console, die, error, warn
 
 if TYPE_CHECKING:
     import httpx
@@ -153,11 +153,7 @@ def export_manifests_command(
 
 
 def _warn_skipped(batch: SkippedBatch) -> None:
-    err_console.print(
-        f"[yellow]warning[/yellow]: batch 0x{batch.root.hex()} (block {batch.block_number}) "
-        f"not exported: {batch.why}",
-        soft_wrap=True,
-    )
+    warn(f"batch 0x{batch.root.hex()} (block {batch.block_number}) not exported: {batch.why}")
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -208,20 +204,14 @@ def export_epcis_command(
         f"{result.refunds_left_out:,} refunds not exported)"
     )
     if result.duplicates:
-        err_console.print(
-            f"[yellow]warning[/yellow]: {result.duplicates:,} repeated receipt ids exported once",
-            soft_wrap=True,
-        )
+        warn(f"{result.duplicates:,} repeated receipt ids exported once")
     for receipt_id in result.unknown_products:
-        err_console.print(
-            f"[yellow]warning[/yellow]: sale 0x{receipt_id.hex()} not exported: its product is "
-            "not registered, so it has no GTIN",
-            soft_wrap=True,
+        warn(
+            f"sale 0x{receipt_id.hex()} not exported: its product is "
+            "not registered, so it has no GTIN"
         )
     if not result.complete:
-        err_console.print(
-            "[red]error[/red]: the export is not complete (see the warnings)", soft_wrap=True
-        )
+        error("the export is not complete (see the warnings)")
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -12,6 +12,7 @@ from typing import NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from chain.errors import LiveProofError, VerificationError
 
@@ -20,25 +21,41 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 # soft_wrap: OK and FAIL lines stay one line each, whatever the terminal width.
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False)
+# markup=False: what is printed often comes from the audited party (manifests, API answers,
+# chain data); a "[red]" or "[/]" in it must print as itself, never restyle or crash the line.
+console = Console(highlight=False, soft_wrap=True, markup=False)
+err_console = Console(stderr=True, highlight=False, markup=False)
 
 T = TypeVar("T")
 
 
+def _labelled(label: str, style: str, text: str) -> Text:
+    return Text.assemble((label, style), ": ", text)
+
+
 def ok(item: str) -> None:
     """Print ``OK: <item>``."""
-    console.print(f"[green]OK[/green]: {item}")
+    console.print(_labelled("OK", "green", item))
 
 
 def fail(item: str, why: str) -> None:
     """Print ``FAIL: <item>: <why>``."""
-    console.print(f"[red]FAIL[/red]: {item}: {why}")
+    console.print(_labelled("FAIL", "red", f"{item}: {why}"))
+
+
+def warn(message: str) -> None:
+    """Print ``warning: <message>`` to stderr."""
+    err_console.print(_labelled("warning", "yellow", message), soft_wrap=True)
+
+
+def error(message: str) -> None:
+    """Print ``error: <message>`` to stderr (without exiting)."""
+    err_console.print(_labelled("error", "red", message), soft_wrap=True)
 
 
 def die(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print ``error: <message>`` to stderr and exit with ``code``."""
-    err_console.print(f"[red]error[/red]: {message}", soft_wrap=True)
+    error(message)
     raise typer.Exit(code)
 
 

@@ -23,7 +23,7 @@ from scripts.audit_options import (
     manifest_source,
     progress_bar,
 )
-from scripts.output import EXIT_FAILED, EXIT_USAGE, console, die, err_console
+from scripts.output import EXIT_FAILED, EXIT_USAGE, console, die, error, warn
 
 if TYPE_CHECKING:
     from chain.audit.verified import SkippedBatch
@@ -49,11 +49,7 @@ def report_format(fmt: Format | None, out: Path) -> Format:
 
 
 def _warn_skipped(batch: SkippedBatch) -> None:
-    err_console.print(
-        f"[yellow]warning[/yellow]: batch 0x{batch.root.hex()} (block {batch.block_number}) "
-        f"not counted: {batch.why}",
-        soft_wrap=True,
-    )
+    warn(f"batch 0x{batch.root.hex()} (block {batch.block_number}) not counted: {batch.why}")
 
 
 @report_app.command("sales")
@@ -103,15 +99,12 @@ def report_sales_command(
         f"{report.to_block} of chain {report.chain_id}"
     )
     if report.duplicates:
-        err_console.print(
-            f"[yellow]warning[/yellow]: {report.duplicates:,} repeated receipt ids counted once "
-            "(run `liveproof audit chain`)",
-            soft_wrap=True,
+        warn(
+            f"{report.duplicates:,} repeated receipt ids counted once (run `liveproof audit chain`)"
         )
     if not report.complete:
-        err_console.print(
-            f"[red]error[/red]: {len(report.skipped):,} committed batch(es) could not be "
-            "verified and are not counted: the report is not complete",
-            soft_wrap=True,
+        error(
+            f"{len(report.skipped):,} committed batch(es) could not be "
+            "verified and are not counted: the report is not complete"
         )
         raise typer.Exit(EXIT_FAILED)
