@@ -67,7 +67,7 @@ class LedgerState:
     batches: int = 0
     receipts: int = 0
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, deployment: Deployment) -> None:
         """Write the state as JSON, atomically."""
         write_state(
             path,
@@ -84,12 +84,13 @@ class LedgerState:
                 "batches": self.batches,
                 "receipts": self.receipts,
             },
+            deployment,
         )
 
     @classmethod
-    def load(cls, path: Path) -> LedgerState:
+    def load(cls, path: Path, deployment: Deployment) -> LedgerState:
         """Read a state written by :meth:`save`."""
-        data = read_state(path, _FORMAT)
+        data = read_state(path, _FORMAT, deployment)
         try:
             return cls(
                 cursor=ScanCursor(int(data["next_block"]), int(data["next_log_index"])),
@@ -153,10 +154,10 @@ class ChainAudit:
         ):
             self._batch(state, event)
             if self.cursor_file is not None and time.monotonic() - saved > 5:
-                state.save(self.cursor_file)
+                state.save(self.cursor_file, self.deployment)
                 saved = time.monotonic()
         if self.cursor_file is not None:
-            state.save(self.cursor_file)
+            state.save(self.cursor_file, self.deployment)
         report = AuditReport("chain", dict(CHAIN_CHECKS), Counter(state.checked))
         report.findings = list(state.findings)
         self._finish(state, report)
@@ -185,7 +186,7 @@ class ChainAudit:
 
     def _initial_state(self, start: int) -> LedgerState:
         if self.cursor_file is not None and self.cursor_file.exists():
-            return LedgerState.load(self.cursor_file)
+            return LedgerState.load(self.cursor_file, self.deployment)
         return LedgerState(ScanCursor(start))
 
     def _batch(self, state: LedgerState, event: ChainEvent) -> None:

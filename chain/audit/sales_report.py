@@ -168,7 +168,7 @@ class SalesState:
     receipts: int = 0
     duplicates: int = 0
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, deployment: Deployment) -> None:
         """Write the state as JSON, atomically (only ever of a complete report)."""
         write_state(
             path,
@@ -183,12 +183,13 @@ class SalesState:
                 "receipts": self.receipts,
                 "duplicates": self.duplicates,
             },
+            deployment,
         )
 
     @classmethod
-    def load(cls, path: Path, by: Grouping) -> SalesState:
+    def load(cls, path: Path, by: Grouping, deployment: Deployment) -> SalesState:
         """Read a state written by :meth:`save` for the same grouping."""
-        data = read_state(path, _STATE_FORMAT)
+        data = read_state(path, _STATE_FORMAT, deployment)
         if data.get("by") != by:
             raise ConfigurationError(f"{path} holds a report by {data.get('by')}, not by {by}")
         try:
@@ -276,7 +277,7 @@ def sales_report(
     end = int(w3.eth.block_number) if to_block is None else to_block
     registry = read_registry(w3, deployment, to_block=end, chunk_size=chunk_size, progress=progress)
     if cursor_file is not None and cursor_file.exists():
-        state = SalesState.load(cursor_file, by)
+        state = SalesState.load(cursor_file, by, deployment)
     else:
         state = SalesState(by, ScanCursor(deployment.start_block))
     left_out: list[SkippedBatch] = []
@@ -293,7 +294,7 @@ def sales_report(
     report = tally_sales(registry, batches, by, state)
     if cursor_file is not None and not left_out:
         # An incomplete report leaves the cursor where it was, so the next run retries.
-        state.save(cursor_file)
+        state.save(cursor_file, deployment)
     report.chain_id = deployment.chain_id
     report.from_block = deployment.start_block
     report.to_block = end

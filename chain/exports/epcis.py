@@ -191,7 +191,7 @@ class EpcisCursor:
     products: set[bytes] = field(default_factory=set)
     seen: set[bytes] = field(default_factory=set)
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, deployment: Deployment) -> None:
         """Write the cursor as JSON, atomically."""
         write_state(
             path,
@@ -202,12 +202,13 @@ class EpcisCursor:
                 "products": sorted(p.hex() for p in self.products),
                 "seen": [r.hex() for r in self.seen],
             },
+            deployment,
         )
 
     @classmethod
-    def load(cls, path: Path) -> EpcisCursor:
+    def load(cls, path: Path, deployment: Deployment) -> EpcisCursor:
         """Read a cursor written by :meth:`save`."""
-        data = read_state(path, _CURSOR_FORMAT)
+        data = read_state(path, _CURSOR_FORMAT, deployment)
         try:
             return cls(
                 ScanCursor(int(data["next_block"]), int(data["next_log_index"])),
@@ -259,7 +260,7 @@ def epcis_export(
     registry = read_registry(w3, deployment, to_block=end, chunk_size=chunk_size, progress=progress)
     block_time = _BlockTimes(w3)
     if cursor_file is not None and cursor_file.exists():
-        state = EpcisCursor.load(cursor_file)
+        state = EpcisCursor.load(cursor_file, deployment)
     else:
         state = EpcisCursor(ScanCursor(deployment.start_block))
     events = _product_events(registry, deployment, block_time, state.products)
@@ -300,5 +301,5 @@ def epcis_export(
     result.document = epcis_document(events, created or datetime.now(UTC))
     if cursor_file is not None and result.complete:
         # An incomplete run leaves the cursor where it was, so the next run retries.
-        state.save(cursor_file)
+        state.save(cursor_file, deployment)
     return result
