@@ -42,6 +42,18 @@ def audit_chain_command(
     report: ReportFile = None,
     cursor: CursorFile = None,
     chunk_size: ChunkSize = 10_000,
+    memory_limit: Annotated[
+        int,
+        typer.Option(
+            "--memory-limit",
+            min=1,
+            help="Receipt ids kept in memory (about 130 bytes each); older ones go to disk",
+        ),
+    ] = 250_000,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", min=1, help="Processes reading manifests (default: one per CPU)"),
+    ] = None,
 ) -> None:
     """Rebuild every committed batch and judge every receipt from the chain alone.
 
@@ -56,8 +68,9 @@ def audit_chain_command(
     try:
         with progress_bar() as progress:
             result = ChainAudit(
-                w3, dep, source, chunk_size=chunk_size, cursor_file=cursor, progress=progress
-            ).run()
+                w3, dep, source, chunk_size=chunk_size, cursor_file=cursor, progress=progress,
+                memory_limit=memory_limit, jobs=jobs,
+            ).run()  # fmt: skip
     except LiveProofError as exc:
         die(str(exc), EXIT_USAGE)
     s = result.stats
@@ -81,6 +94,7 @@ def audit_db_command(
     ],
     deployment: DeploymentFile = None,
     report: ReportFile = None,
+    cursor: CursorFile = None,
     pending_after: Annotated[
         float,
         typer.Option("--pending-after", min=0, help="Seconds a receipt may stay pending"),
@@ -90,28 +104,39 @@ def audit_db_command(
     """Reconcile the platform database with the chain.
 
     Committed receipts must be proven on chain, on-chain batches known to the database, and
-    receipts pending too long are listed."""
+    receipts pending too long are listed. The database is only read, never written."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from chain.errors import LiveProofError
-    from scripts.audit_db import audit_db
+    from scripts.audit_db import audit_db, database_error
 
     if not database_url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
         die("--database-url must be sqlite:///PATH or postgresql://...", EXIT_USAGE)
     w3, dep = connect_chain(rpc, deployment)
     try:
-        result = audit_db(w3, dep, database_url, pending_after=pending_after, chunk_size=chunk_size)
+        with progress_bar() as progress:
+            result = audit_db(
+                w3, dep, database_url,
+                pending_after=pending_after, chunk_size=chunk_size, cursor_file=cursor,
+                progress=progress,
+            )  # fmt: skip
     except SQLAlchemyError as exc:
-        die(f"cannot read the database: {type(exc).__name__}: {exc.args[0] if exc.args else ''}")
+        die(database_error(database_url, exc), EXIT_USAGE)
     except LiveProofError as exc:
         die(str(exc), EXIT_USAGE)
     s = result.stats
+    scanned = (
+        f"blocks {s['from_block']}-{s['to_block']} scanned"
+        if s["from_block"] <= s["to_block"]
+        else f"no blocks after {s['to_block']} yet"
+    )
     finish(
         result,
         report,
         summary=(
             f"{s['database_batches']:,} committed batches ({s['database_receipts_committed']:,} "
-            f"receipts) in the database, {s['chain_batches']:,} on chain, {s['pending']:,} pending"
+            f"receipts) in the database, {s['chain_batches']:,} on chain ({scanned}), "
+            f"{s['pending']:,} pending"
         ),
     )
 

@@ -96,24 +96,35 @@ def manifest_source(directory: Path | None, api: str | None) -> ManifestSource:
         die(str(exc), EXIT_USAGE)
 
 
+#: What a phase's position counts (block scans, unless named here).
+PHASE_UNITS = {"database": "batches"}
+
+
 @contextmanager
 def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
-    """A progress callback ``(phase, block, last block)`` drawn on stderr when it is a terminal."""
+    """A progress callback ``(phase, position, last position)`` drawn on stderr when it is a
+    terminal. A block scan's bar runs from the first block it reports, not from block 0."""
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("block {task.completed:,.0f}/{task.total:,.0f}"),
+        TextColumn("{task.fields[unit]} {task.fields[at]:,}/{task.fields[end]:,}"),
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
         disable=not err_console.is_terminal,
     )
-    tasks: dict[str, Any] = {}
+    tasks: dict[str, tuple[Any, int]] = {}
 
-    def update(phase: str, block: int, end: int) -> None:
+    def update(phase: str, position: int, end: int) -> None:
         if phase not in tasks:
-            tasks[phase] = bar.add_task(f"scanning {phase}", total=end)
-        bar.update(tasks[phase], completed=block, total=end)
+            unit = PHASE_UNITS.get(phase, "block")
+            first = 0 if unit == "batches" else max(0, position - 1)
+            task = bar.add_task(f"{phase}", total=max(1, end - first), unit=unit, at=0, end=end)
+            tasks[phase] = (task, first)
+        task, first = tasks[phase]
+        bar.update(
+            task, completed=position - first, total=max(1, end - first), at=position, end=end
+        )
 
     with bar:
         yield update

@@ -3,13 +3,16 @@ against what the registries recorded, from the chain alone.
 
 Two scans: the registries' events first (few: anchors, endorsements, claims, sessions), then
 the ledger's commits, batch by batch. Each batch's leaves are parsed, hashed, folded to a root,
-checked and dropped, so memory holds only a compact index of receipt ids (for duplicates and
-refunds) and per-session tallies. A cursor file makes the second scan resumable and
-incremental: a later run with the same file reads only the commits made since.
+checked and dropped. What must outlive a batch is the index of receipt ids (for duplicates and
+refunds), kept in bounded memory with the rest on disk (:mod:`chain.audit.receipt_index`), and
+per-session tallies. A cursor file (that index, with the scan's state) makes the second scan
+resumable and incremental: a later run with the same file reads only the commits made since.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -19,23 +22,40 @@ from typing import Any
 
 from web3 import Web3
 
+from chain.audit.batch_loader import LoadedBatch, loaded_in_order
 from chain.audit.findings import CHAIN_CHECKS, AuditReport, Finding
-from chain.audit.manifests import Leaves, ManifestError, ManifestSource, parse_leaves
+from chain.audit.manifests import Leaves, ManifestSource
+from chain.audit.receipt_index import DEFAULT_MEMORY_LIMIT, ReceiptIndex
 from chain.audit.registry import REGISTRY_EVENTS, Claim, Registry
-from chain.audit.state_files import read_state, unusable, write_state
+from chain.audit.state_files import check_scope, scope_of, unusable
 from chain.deploy import Deployment
 from chain.events import ChainEvent, EventReader, ScanCursor
 
-_FORMAT = "liveproof-audit-cursor/1"
+_FORMAT = "liveproof-audit-cursor/2"
 LEDGER_EVENTS = ("SaleLedger.BatchCommitted", "SaleLedger.ReceiptRecorded")
 _ZERO32 = bytes(32)
 _SALE = 0
+_NONE: frozenset[bytes] = frozenset()
+#: Seconds between cursor checkpoints during a scan.
+_CHECKPOINT_SECONDS = 5.0
+#: (product, block) claim lists kept at most (sales without an endorsement add one per batch).
+_CLAIMS_CACHE_SIZE = 4_096
 
 Progress = Callable[[str, int, int], None]
 
 
 def _hex(value: bytes) -> str:
     return "0x" + value.hex()
+
+
+def _root_of(event: ChainEvent) -> bytes:
+    """The root a ledger event committed (a single receipt's leaf is its own root)."""
+    root: bytes = event.args["root"] if event.name == "BatchCommitted" else event.args["leaf"]
+    return root
+
+
+def _root_hex(event: ChainEvent) -> str:
+    return _hex(_root_of(event))
 
 
 class _Subject:
@@ -52,14 +72,12 @@ class _Subject:
 
 @dataclass
 class LedgerState:
-    """What the ledger scan carries from batch to batch (and saves in the cursor file)."""
+    """What the ledger scan carries from batch to batch (and checkpoints into a cursor)."""
 
     cursor: ScanCursor
+    index: ReceiptIndex
     checked: Counter[str] = field(default_factory=Counter)
     findings: list[Finding] = field(default_factory=list)
-    #: sale receipt id -> quantity | refunded << 32 (one int: the index is most of the memory)
-    sales: dict[bytes, int] = field(default_factory=dict)
-    refunds: set[bytes] = field(default_factory=set)
     #: refunds whose sale was not seen yet: (refund id, sale id, quantity, session id)
     waiting: list[tuple[bytes, bytes, int, bytes]] = field(default_factory=list)
     #: verified net units per session id
@@ -67,37 +85,46 @@ class LedgerState:
     batches: int = 0
     receipts: int = 0
 
-    def save(self, path: Path, deployment: Deployment) -> None:
-        """Write the state as JSON, atomically."""
-        write_state(
-            path,
-            _FORMAT,
-            {
-                "next_block": self.cursor.next_block,
-                "next_log_index": self.cursor.next_log_index,
-                "checked": dict(self.checked),
-                "findings": [[f.check, f.subject, f.expected, f.found] for f in self.findings],
-                "sales": {k.hex(): v for k, v in self.sales.items()},
-                "refunds": [k.hex() for k in self.refunds],
-                "waiting": [[a.hex(), b.hex(), q, s.hex()] for a, b, q, s in self.waiting],
-                "net": {k.hex(): v for k, v in self.net.items()},
-                "batches": self.batches,
-                "receipts": self.receipts,
-            },
-            deployment,
-        )
+    def save(self, deployment: Deployment) -> None:
+        """Checkpoint the scan into the cursor file: index and state in one transaction."""
+        state = {
+            "format": _FORMAT,
+            "scope": scope_of(deployment),
+            "next_block": self.cursor.next_block,
+            "next_log_index": self.cursor.next_log_index,
+            "checked": dict(self.checked),
+            "findings": [[f.check, f.subject, f.expected, f.found] for f in self.findings],
+            "waiting": [[a.hex(), b.hex(), q, s.hex()] for a, b, q, s in self.waiting],
+            "net": {k.hex(): v for k, v in self.net.items()},
+            "batches": self.batches,
+            "receipts": self.receipts,
+        }
+        self.index.checkpoint(json.dumps(state, separators=(",", ":"), ensure_ascii=False))
 
     @classmethod
-    def load(cls, path: Path, deployment: Deployment) -> LedgerState:
-        """Read a state written by :meth:`save`."""
-        data = read_state(path, _FORMAT, deployment)
+    def open(cls, path: Path | None, deployment: Deployment, *, memory_limit: int) -> LedgerState:
+        """The state saved in the cursor file ``path``, or a fresh one (also for ``None``)."""
+        try:
+            index = ReceiptIndex(path, memory_limit=memory_limit)
+            saved = index.saved_state()
+        except sqlite3.DatabaseError as exc:
+            raise unusable(path or Path("?"), exc) from None
+        if saved is None:
+            return cls(ScanCursor(deployment.start_block), index)
+        assert path is not None
+        try:
+            data = json.loads(saved)
+        except ValueError as exc:
+            raise unusable(path, exc) from None
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            raise unusable(path, ValueError(f"not {_FORMAT}"))
+        check_scope(path, data.get("scope"), deployment)
         try:
             return cls(
                 cursor=ScanCursor(int(data["next_block"]), int(data["next_log_index"])),
+                index=index,
                 checked=Counter(data["checked"]),
                 findings=[Finding(*f) for f in data["findings"]],
-                sales={bytes.fromhex(k): int(v) for k, v in data["sales"].items()},
-                refunds={bytes.fromhex(k) for k in data["refunds"]},
                 waiting=[
                     (bytes.fromhex(a), bytes.fromhex(b), int(q), bytes.fromhex(s))
                     for a, b, q, s in data["waiting"]
@@ -123,8 +150,12 @@ class ChainAudit:
         cursor_file: Path | None = None,
         progress: Progress | None = None,
         to_block: int | None = None,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        jobs: int | None = None,
     ) -> None:
-        """Audit ``deployment``'s events up to ``to_block`` (default: the latest block)."""
+        """Audit ``deployment``'s events up to ``to_block`` (default: the latest block);
+        ``memory_limit`` receipt ids stay in memory, the rest on disk; ``jobs`` processes
+        load the manifests (default: one per CPU)."""
         self.w3 = w3
         self.deployment = deployment
         self.manifests = manifests
@@ -132,6 +163,8 @@ class ChainAudit:
         self.cursor_file = cursor_file
         self.progress = progress
         self.to_block = to_block
+        self.memory_limit = memory_limit
+        self.jobs = jobs
         self.registry = Registry()
         self._claims_cache: dict[tuple[bytes, int], list[Claim]] = {}
 
@@ -144,23 +177,14 @@ class ChainAudit:
         self.registry = Registry.of(
             reader.iter_events(start, end, names=REGISTRY_EVENTS, progress=self._step("registry"))
         )
-        state = self._initial_state(start)
-        ledger = EventReader(
-            self.w3, self.deployment, chunk_size=self.chunk_size, cursor=state.cursor
-        )
-        saved = time.monotonic()
-        for event in ledger.iter_events(
-            None, end, names=LEDGER_EVENTS, progress=self._step("ledger")
-        ):
-            self._batch(state, event)
-            if self.cursor_file is not None and time.monotonic() - saved > 5:
-                state.save(self.cursor_file, self.deployment)
-                saved = time.monotonic()
-        if self.cursor_file is not None:
-            state.save(self.cursor_file, self.deployment)
-        report = AuditReport("chain", dict(CHAIN_CHECKS), Counter(state.checked))
-        report.findings = list(state.findings)
-        self._finish(state, report)
+        state = LedgerState.open(self.cursor_file, self.deployment, memory_limit=self.memory_limit)
+        try:
+            ledger = self._scan_ledger(state, end)
+            report = AuditReport("chain", dict(CHAIN_CHECKS), Counter(state.checked))
+            report.findings = list(state.findings)
+            self._finish(state, report)
+        finally:
+            state.index.close()
         elapsed = time.perf_counter() - started
         report.stats = {
             "chain_id": self.deployment.chain_id,
@@ -184,16 +208,32 @@ class ChainAudit:
             return None
         return lambda done, end: progress(phase, done, end)
 
-    def _initial_state(self, start: int) -> LedgerState:
-        if self.cursor_file is not None and self.cursor_file.exists():
-            return LedgerState.load(self.cursor_file, self.deployment)
-        return LedgerState(ScanCursor(start))
+    def _scan_ledger(self, state: LedgerState, end: int) -> EventReader:
+        """Check every commit after the state's cursor up to ``end``; checkpoint on the way
+        (every few seconds) and at the end when there is a cursor file."""
+        # The reader runs ahead of the judging (manifests load in other processes), so the
+        # state's cursor moves only past events already judged: a checkpoint never skips one.
+        read = ScanCursor(state.cursor.next_block, state.cursor.next_log_index)
+        ledger = EventReader(self.w3, self.deployment, chunk_size=self.chunk_size, cursor=read)
+        events = ledger.iter_events(None, end, names=LEDGER_EVENTS, progress=self._step("ledger"))
+        saved = time.monotonic()
+        for event, loaded in loaded_in_order(self.manifests, events, _root_hex, jobs=self.jobs):
+            self._batch(state, event, loaded)
+            state.cursor.next_block = event.block_number
+            state.cursor.next_log_index = event.log_index + 1
+            if self.cursor_file is not None and time.monotonic() - saved > _CHECKPOINT_SECONDS:
+                state.save(self.deployment)
+                saved = time.monotonic()
+            else:
+                state.index.spill_if_full()
+        state.cursor.next_block, state.cursor.next_log_index = read.next_block, read.next_log_index
+        if self.cursor_file is not None:
+            state.save(self.deployment)
+        return ledger
 
-    def _batch(self, state: LedgerState, event: ChainEvent) -> None:
-        if event.name == "BatchCommitted":
-            root, count = event.args["root"], int(event.args["count"])
-        else:
-            root, count = event.args["leaf"], 1
+    def _batch(self, state: LedgerState, event: ChainEvent, loaded: LoadedBatch) -> None:
+        root = _root_of(event)
+        count = int(event.args["count"]) if event.name == "BatchCommitted" else 1
         subject = f"batch {_hex(root)} (block {event.block_number})"
         state.batches += 1
         state.checked["batch-manifest"] += 1
@@ -201,20 +241,17 @@ class ChainAudit:
         def fail(check: str, expected: object, found: object) -> None:
             state.findings.append(Finding(check, subject, str(expected), str(found)))
 
-        try:
-            manifest = self.manifests.get(_hex(root))
-            if manifest is None:
-                fail("batch-manifest", "a manifest", "none")
-                return
-            leaves = parse_leaves(manifest)
-        except ManifestError as exc:
-            fail("batch-manifest", "receipt leaf v1 values", exc)
+        leaves, rebuilt = loaded.leaves, loaded.root
+        if loaded.problem == "":
+            fail("batch-manifest", "a manifest", "none")
+            return
+        if leaves is None or rebuilt is None:
+            fail("batch-manifest", "receipt leaf v1 values", loaded.problem)
             return
         state.checked["batch-count"] += 1
         state.checked["batch-root"] += 1
-        if len(leaves) != count:
-            fail("batch-count", f"{count} leaves", len(leaves))
-        rebuilt = leaves.root()
+        if len(leaves.receipt_id) != count:
+            fail("batch-count", f"{count} leaves", len(leaves.receipt_id))
         if rebuilt != root:
             # The manifest is not what was committed: none of its leaves is proven.
             fail("batch-root", _hex(root), _hex(rebuilt))
@@ -226,6 +263,9 @@ class ChainAudit:
         found = self._claims_cache.get(key)
         if found is None:
             found = self.registry.claims_before(product_id, block)
+            if len(self._claims_cache) >= _CLAIMS_CACHE_SIZE:
+                # Keyed by block for sales without an endorsement: one entry per batch.
+                self._claims_cache.clear()
             self._claims_cache[key] = found
         return found
 
@@ -233,14 +273,21 @@ class ChainAudit:
         registry = self.registry
         sessions = registry.sessions
         endorsements = registry.endorsements
-        sales = state.sales
-        refunds = state.refunds
+        index = state.index
+        sales = index.sales
+        refunds = index.refunds
+        on_disk = index.on_disk(leaves.receipt_id) if index.has_disk else _NONE
         net = state.net
         checked = state.checked
         findings = state.findings
         n_sales = n_refunds = n_endorsed = 0
-        for rid, kind, ref, _room, sess, prod, end, qty, price, cur, at, _buyer in leaves.rows():
-            if rid in sales or rid in refunds:
+        rows = zip(
+            leaves.receipt_id, leaves.kind, leaves.refers_to, leaves.session_id,
+            leaves.product_id, leaves.endorsement_id, leaves.quantity, leaves.unit_price,
+            leaves.currency, leaves.ordered_at, strict=True,
+        )  # fmt: skip
+        for rid, kind, ref, sess, prod, end, qty, price, cur, at in rows:
+            if rid in sales or rid in refunds or rid in on_disk:
                 findings.append(
                     Finding("duplicate-receipt", f"receipt {_hex(rid)}", "one commit", "two")
                 )
@@ -248,7 +295,7 @@ class ChainAudit:
             if kind != _SALE:
                 n_refunds += 1
                 refunds.add(rid)
-                if ref in sales:
+                if index.sale(ref) is not None:
                     _refund_into(state, findings, rid, ref, qty, sess)
                 else:
                     state.waiting.append((rid, ref, qty, sess))
@@ -295,8 +342,8 @@ class ChainAudit:
                             f"expired at {claim.valid_until}, ordered at {at}",
                         )
                     )  # fmt: skip
-        state.receipts += len(leaves)
-        checked["duplicate-receipt"] += len(leaves)
+        state.receipts += len(leaves.receipt_id)
+        checked["duplicate-receipt"] += len(leaves.receipt_id)
         checked["order-in-session"] += n_sales
         checked["sale-claims"] += n_sales
         checked["sale-endorsement"] += n_endorsed
@@ -352,11 +399,11 @@ class ChainAudit:
 
     def _finish(self, state: LedgerState, report: AuditReport) -> None:
         for rid, ref, qty, sess in state.waiting:
-            if ref in state.sales:
+            if state.index.sale(ref) is not None:
                 _refund_into(state, report.findings, rid, ref, qty, sess)
             else:
                 report.add("refund-match", f"refund {_hex(rid)}", f"sale {_hex(ref)}", "none")
-        report.checked["over-refund"] += sum(1 for v in state.sales.values() if v >> 32)
+        report.checked["over-refund"] += state.index.refunded_sales()
         for endorsement, signer_ok in self.registry.endorsement_signers:
             report.checked["endorsement-signer"] += 1
             if not signer_ok:
@@ -384,8 +431,10 @@ def _refund_into(
     state: LedgerState, findings: list[Finding], rid: bytes, ref: bytes, qty: int, session: bytes
 ) -> None:
     """Count a refund against its sale (and the refund's session's net sales)."""
-    packed = state.sales[ref] + (qty << 32)
-    state.sales[ref] = packed
+    before = state.index.sale(ref)
+    assert before is not None
+    packed = before + (qty << 32)
+    state.index.sales[ref] = packed
     state.net[session] -= qty
     sold, refunded = packed & 0xFFFFFFFF, packed >> 32
     if refunded > sold:

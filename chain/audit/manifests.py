@@ -47,11 +47,18 @@ class DirectoryManifests:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
-        try:
-            manifest: dict[str, Any] = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise ManifestError(f"{path.name} is not JSON: {exc}") from None
-        return manifest
+        return _manifest_object(data, path.name)
+
+
+def _manifest_object(data: bytes, where: str) -> dict[str, Any]:
+    """``data`` parsed as a manifest object; raises :class:`ManifestError` otherwise."""
+    try:
+        manifest = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ManifestError(f"{where} is not JSON: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"{where} is not a JSON object")
+    return manifest
 
 
 def polite_get(
@@ -91,8 +98,7 @@ class ApiManifests:
             raise ConfigurationError(
                 f"{self.base_url}/v1/batches/{root} answered {response.status_code}"
             )
-        manifest: dict[str, Any] = orjson.loads(response.content)
-        return manifest
+        return _manifest_object(response.content, f"{self.base_url}/v1/batches/{root}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +180,21 @@ def _uint_column(raw: tuple[Any, ...], name: str, bits: int) -> list[int]:
 
 
 def parse_leaves(manifest: dict[str, Any]) -> Leaves:
-    """The manifest's leaves, checked and hashed; raises :class:`ManifestError`."""
+    """The manifest's leaves, checked and hashed; raises :class:`ManifestError` for anything
+    that is not receipt leaf v1 (a manifest is the audited party's word: never trusted)."""
+    if not isinstance(manifest, dict):
+        raise ManifestError("a manifest is a JSON object")
+    try:
+        return _parse_leaves(manifest)
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+        # The checks below aim to say precisely what is wrong; this catches what they miss.
+        raise ManifestError(f"unreadable leaves: {type(exc).__name__}: {exc}") from None
+
+
+def _parse_leaves(manifest: dict[str, Any]) -> Leaves:
     types = manifest.get("leaf_types")
-    if types is not None and tuple(types) != LEAF_TYPES:
-        raise ManifestError(f"leaf types {types} are not receipt leaf v1")
+    if types is not None and (not isinstance(types, list) or tuple(types) != LEAF_TYPES):
+        raise ManifestError(f"leaf types {types!r} are not receipt leaf v1")
     rows = manifest.get("leaves")
     if not isinstance(rows, list) or not rows:
         raise ManifestError("a manifest needs a non-empty list of leaves")

@@ -202,7 +202,10 @@ class Registry:
             tx_hash=event.tx_hash,
         )
         self.endorsements[endorsement.endorsement_id] = endorsement
-        signer_ok = self.anchor_at(endorsement.anchor, event.block_number)
+        # Events arrive in log order, so "registered now" is exact even when the anchor was
+        # removed in the same block, before or after this endorsement.
+        spans = self.anchor_spans.get(endorsement.anchor, [])
+        signer_ok = bool(spans) and spans[-1][1] is None
         self.endorsement_signers.append((endorsement, signer_ok))
 
     def claims_before(self, product_id: bytes, block: int) -> list[Claim]:

@@ -9,6 +9,7 @@ import {IAnchorRegistry} from "../src/interfaces/IAnchorRegistry.sol";
 /// see `liveproof audit chain` catch it. Not deployed by `liveproof deploy`.
 contract ForgedAnchorRegistry {
     event AnchorRegistered(address indexed anchor, bytes32 indexed handleHash, string handle);
+    event AnchorRemoved(address indexed anchor, bytes32 indexed handleHash);
     event EndorsementRecorded(
         bytes32 indexed endorsementId,
         address indexed anchor,
@@ -21,6 +22,11 @@ contract ForgedAnchorRegistry {
     /// @notice Log that `anchor` is registered under `handle`.
     function registerAnchor(address anchor, string calldata handle) external {
         emit AnchorRegistered(anchor, keccak256(bytes(handle)), handle);
+    }
+
+    /// @notice Log that `anchor` (registered under `handle`) is removed.
+    function removeAnchor(address anchor, string calldata handle) external {
+        emit AnchorRemoved(anchor, keccak256(bytes(handle)));
     }
 
     /// @notice Log an endorsement by `anchor`, registered or not.

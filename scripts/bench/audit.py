@@ -46,39 +46,73 @@ def _word(value: int) -> bytes:
     return value.to_bytes(32, "big")
 
 
+@dataclass(frozen=True)
+class _Scene:
+    """What the bench's receipts refer to: sessions, and per product its endorsement."""
+
+    room: bytes
+    sessions: list[tuple[bytes, int]]  # (session id, opened at)
+    products: list[tuple[bytes, bytes]]  # (product id, endorsement id)
+    price: int
+
+
+#: One receipt in this many is a refund of an earlier sale; one sale in this many has no
+#: endorsement (the host sold it without endorsing it).
+REFUND_EVERY = 20
+UNENDORSED_EVERY = 3
+
+
 def _batch_leaves(
-    count: int, fixed: dict[str, bytes], price: int, at: int
+    count: int, scene: _Scene, start: int, sold: list[tuple[bytes, int, int, bytes]]
 ) -> tuple[list[dict[str, object]], list[bytes]]:
-    """``count`` sale leaves (JSON rows and their hashes): fresh ids, one unit at the promised
-    price, ordered at ``at`` (when the session opened)."""
-    ids = [os.urandom(32) for _ in range(count)]
-    buyers = [os.urandom(32) for _ in range(count)]
-    head = _word(0) + bytes(32) + fixed["room"] + fixed["session"] + fixed["product"]
-    tail = fixed["endorsement"] + _word(1) + _word(price) + b"CNY" + bytes(29)
+    """``count`` leaves (JSON rows and their hashes) numbered from ``start``: sales spread over
+    the sessions and products, at or below the promised price, and every twentieth receipt a
+    refund of one unit of an earlier sale (``sold`` collects sales to refund)."""
+    values: list[tuple[bytes, int, bytes, bytes, bytes, bytes, int, int, int, bytes]] = []
+    for n in range(start, start + count):
+        rid, buyer = os.urandom(32), os.urandom(32)
+        if n % REFUND_EVERY == REFUND_EVERY - 1 and sold:
+            sale, session, product, endorsement = sold.pop()
+            values.append((rid, 1, sale, scene.sessions[session][0], scene.products[product][0],
+                           endorsement, 1,
+                           scene.price, scene.sessions[session][1], buyer))  # fmt: skip
+            continue
+        session, product = n % len(scene.sessions), n % len(scene.products)
+        endorsement = bytes(32) if n % UNENDORSED_EVERY == 0 else scene.products[product][1]
+        quantity = 1 + n % 3
+        sold.append((rid, session, product, endorsement))
+        values.append((rid, 0, bytes(32), scene.sessions[session][0], scene.products[product][0],
+                       endorsement, quantity, scene.price - n % 2,
+                       scene.sessions[session][1], buyer))  # fmt: skip
     encoded = [
-        rid + head + tail + _word(at) + buyer for rid, buyer in zip(ids, buyers, strict=True)
-    ]
+        rid + _word(kind) + ref + scene.room + session + product + endorsement + _word(quantity)
+        + _word(price) + b"CNY" + bytes(29) + _word(at) + buyer
+        for rid, kind, ref, session, product, endorsement, quantity, price, at, buyer in values
+    ]  # fmt: skip
     hashes = list(keccak_many(keccak_many(encoded)))
-    hexed = {k: "0x" + v.hex() for k, v in fixed.items()}
     rows: list[dict[str, object]] = [
         {
             "receiptId": "0x" + rid.hex(),
-            "kind": 0,
-            "refersTo": "0x" + "00" * 32,
-            "roomId": hexed["room"],
-            "sessionId": hexed["session"],
-            "productId": hexed["product"],
-            "endorsementId": hexed["endorsement"],
-            "quantity": 1,
+            "kind": kind,
+            "refersTo": "0x" + ref.hex(),
+            "roomId": "0x" + scene.room.hex(),
+            "sessionId": "0x" + session.hex(),
+            "productId": "0x" + product.hex(),
+            "endorsementId": "0x" + endorsement.hex(),
+            "quantity": quantity,
             "unitPrice": str(price),
             "currency": "0x434e59",
             "orderedAt": str(at),
             "buyerCommitment": "0x" + buyer.hex(),
         }
-        for rid, buyer in zip(ids, buyers, strict=True)
+        for rid, kind, ref, session, product, endorsement, quantity, price, at, buyer in values
     ]
     assert list(rows[0]) == [name for name, _ in LEAF_FIELDS]
     return rows, hashes
+
+
+def _sid(index: int) -> bytes:
+    return label_hash(f"bench-session-{index}")
 
 
 @dataclass(frozen=True)
@@ -92,8 +126,9 @@ class BuiltChain:
 
 
 def build_chain(receipts: int, rpc_url: str, work: Path) -> BuiltChain:
-    """Deploy, register a product, claim, anchor, endorsement and session, and commit
-    ``receipts`` sales in batches of 1,024 with their manifests under ``work``."""
+    """Deploy; register two products with a claim each, an anchor endorsing both and four
+    live sessions; commit ``receipts`` receipts (sales, and one refund in twenty) in batches
+    of 1,024 with their manifests under ``work``; close the sessions with honest counts."""
     admin, brand, anchor, recorder = (account_from_key(k) for k in ANVIL_DEV_KEYS[:4])
     w3 = connect(rpc_url)
     deployment, _ = deploy(
@@ -102,42 +137,43 @@ def build_chain(receipts: int, rpc_url: str, work: Path) -> BuiltChain:
     as_admin, as_brand = relayer_for(w3, admin), relayer_for(w3, brand)
     as_anchor, as_recorder = relayer_for(w3, anchor), relayer_for(w3, recorder)
     deployment.provenance(w3, as_admin).register_brand(brand.address, "Bench Tea Co.")
-    brands = deployment.provenance(w3, as_brand)
-    product = brands.register_product(ProductInput(6_901_234_567_892, "Bench tea", "", bytes(32)))
-    now = int(w3.eth.get_block("latest")["timestamp"])
-    claim = brands.add_claim(
-        ClaimInput(product.value, label_hash("origin"), bytes(32), "", now + 86_400 * 365)
-    )
     deployment.anchors(w3, as_admin).register_anchor(anchor.address, "@bench")
-    terms = EndorsementTerms(
-        product.value, claims_digest([claim.value]), label_hash("room"), True, 1_000, 12_800,
-        b"CNY", now, now + 86_400 * 30,
-    )  # fmt: skip
-    endorsement = deployment.anchors(w3, as_anchor).endorse(terms).value
-    session = label_hash("bench-session")
+    brands = deployment.provenance(w3, as_brand)
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    room = label_hash("room")
+    products: list[tuple[bytes, bytes]] = []
+    for gtin in (6_901_234_567_892, 6_901_234_567_885):
+        product = brands.register_product(ProductInput(gtin, f"Bench tea {gtin}", "", bytes(32)))
+        claim = brands.add_claim(
+            ClaimInput(product.value, label_hash("origin"), bytes(32), "", now + 86_400 * 365)
+        )
+        terms = EndorsementTerms(
+            product.value, claims_digest([claim.value]), room, True, 1_000, 12_800,
+            b"CNY", now, now + 86_400 * 30,
+        )  # fmt: skip
+        products.append((product.value, deployment.anchors(w3, as_anchor).endorse(terms).value))
     operator = deployment.anchors(w3, as_recorder)
-    opened = operator.open_session(session, label_hash("room"), anchor.address)
-    opened_at = int(w3.eth.get_block(opened.block_number)["timestamp"])
+    sessions = []
+    for index in range(4):
+        opened = operator.open_session(_sid(index), room, anchor.address)
+        sessions.append((_sid(index), int(w3.eth.get_block(opened.block_number)["timestamp"])))
+    scene = _Scene(room, sessions, products, 12_800)
     ledger = deployment.ledger(w3, as_recorder)
-    fixed = {
-        "room": label_hash("room"),
-        "session": session,
-        "product": product.value,
-        "endorsement": endorsement,
-    }
     manifests = work / "manifests"
     manifests.mkdir()
     batches = 0
+    sold: list[tuple[bytes, int, int, bytes]] = []
     for start in range(0, receipts, BATCH):
         count = min(BATCH, receipts - start)
-        rows, hashes = _batch_leaves(count, fixed, 12_800, opened_at)
+        rows, hashes = _batch_leaves(count, scene, start, sold)
         root = root_of_leaf_hashes(hashes)
         ledger.commit_batch(root, count)
         manifest = {"root": "0x" + root.hex(), "count": count, "leaf_types": list(LEAF_TYPES)}
         manifest["leaves"] = rows
         (manifests / f"0x{root.hex()}.json").write_bytes(orjson.dumps(manifest))
         batches += 1
-    operator.close_session(session, bytes(32), receipts)
+    for session, _ in sessions:
+        operator.close_session(session, bytes(32), 0)  # displayed 0: never overstated
     return BuiltChain(rpc_url, work / f"{deployment.chain_id}.json", manifests, batches)
 
 
@@ -172,6 +208,9 @@ def run_audit_bench(receipts: int = 100_000) -> AuditBench:
             tail = log.read_text(errors="replace")[-2000:]
             raise LiveProofError(f"audit chain failed ({audit.returncode}): {tail}")
         report = json.loads(report_file.read_text())
+        if not report["ok"]:
+            # The bench chain is honest by construction: a finding is a bug in one or the other.
+            raise LiveProofError(f"the bench chain did not audit clean: {report['findings'][:3]}")
     seconds = float(report["stats"]["seconds"])
     return AuditBench(
         receipts=int(report["stats"]["receipts"]),

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import threading
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +18,13 @@ from web3 import Web3
 
 from chain.actions import EndorsementTerms, currency_code, label_hash
 from chain.artifacts import load_artifact
+from chain.audit import batch_loader, chain_audit
+from chain.audit.chain_audit import ChainAudit
+from chain.audit.manifests import ApiManifests, DirectoryManifests
+from chain.audit.registry import Registry
 from chain.clients.base import relayer_for
 from chain.deploy import DeployedContract, Deployment, deployment_path
+from chain.events import ChainEvent
 from scripts.cli import app
 from tests.audit.world import AuditWorld
 from tests.conftest import Accounts
@@ -162,11 +170,7 @@ def test_an_endorsement_by_an_unregistered_signer_is_caught(
     world: AuditWorld, w3: Web3, accounts: Accounts, tmp_path: Path
 ) -> None:
     """The real AnchorRegistry refuses such an endorsement, so a forged registry logs one."""
-    artifact = load_artifact("ForgedAnchorRegistry")
-    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    sender = relayer_for(w3, accounts.stranger)
-    receipt = sender.transact(factory.constructor())  # type: ignore[arg-type]
-    forged = w3.eth.contract(address=receipt["contractAddress"], abi=artifact["abi"])
+    forged, sender, file = _forged_registry(world, w3, accounts, tmp_path)
     now = world.now()
     terms = EndorsementTerms(
         world.product_id, bytes(32), label_hash("room-1"), False, 0, 100,
@@ -182,16 +186,81 @@ def test_an_endorsement_by_an_unregistered_signer_is_caught(
             accounts.stranger.address, stranger_endorsement, terms.as_tuple()
         )
     )
+    lines = assert_only(audit(world, deployment=file), "endorsement-signer")
+    assert len(lines) == 1
+    assert f"endorsement 0x{stranger_endorsement.hex()}" in lines[0]
+    assert f"{accounts.stranger.address} a registered anchor vs not registered" in lines[0]
+
+
+def _forged_registry(
+    world: AuditWorld, w3: Web3, accounts: Accounts, tmp_path: Path
+) -> tuple[Any, Any, Path]:
+    """A ForgedAnchorRegistry (logs whatever it is told), a sender, and a deployment file
+    whose AnchorRegistry is it."""
+    artifact = load_artifact("ForgedAnchorRegistry")
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    sender = relayer_for(w3, accounts.stranger)
+    receipt = sender.transact(factory.constructor())  # type: ignore[arg-type]
+    forged = w3.eth.contract(address=receipt["contractAddress"], abi=artifact["abi"])
     contracts = dict(world.deployment.contracts)
     contracts["AnchorRegistry"] = DeployedContract(
         forged.address, receipt["transactionHash"].to_0x_hex(), receipt["blockNumber"], "", ""
     )
     file = tmp_path / "forged.json"
     file.write_text(Deployment.to_json(replace(world.deployment, contracts=contracts)))
-    lines = assert_only(audit(world, deployment=file), "endorsement-signer")
-    assert len(lines) == 1
-    assert f"endorsement 0x{stranger_endorsement.hex()}" in lines[0]
-    assert f"{accounts.stranger.address} a registered anchor vs not registered" in lines[0]
+    return forged, sender, file
+
+
+def test_an_endorsement_after_the_anchor_was_removed_is_caught(
+    world: AuditWorld, w3: Web3, accounts: Accounts, tmp_path: Path
+) -> None:
+    forged, sender, file = _forged_registry(world, w3, accounts, tmp_path)
+    now = world.now()
+    terms = EndorsementTerms(
+        world.product_id, bytes(32), label_hash("room-1"), False, 0, 100,
+        currency_code("CNY"), now, now + 86_400,
+    ).as_tuple()  # fmt: skip
+    anchor = accounts.anchor.address
+    before, after = os.urandom(32), os.urandom(32)
+    sender.transact(forged.functions.registerAnchor(anchor, "@host"))
+    sender.transact(forged.functions.endorseAs(anchor, before, terms))
+    sender.transact(forged.functions.removeAnchor(anchor, "@host"))
+    sender.transact(forged.functions.endorseAs(anchor, after, terms))
+    (line,) = assert_only(audit(world, deployment=file), "endorsement-signer")
+    assert f"endorsement 0x{after.hex()}" in line
+    assert f"{anchor} a registered anchor vs not registered" in line
+
+
+def _event(name: str, block: int, log_index: int, **args: Any) -> ChainEvent:
+    return ChainEvent("AnchorRegistry", name, args, block, "0x", "0x", log_index, "0x")
+
+
+def test_an_anchors_removal_counts_from_its_place_in_the_block() -> None:
+    """Removed and endorsing in one block: the log order decides, not the block number."""
+    anchor = "0x" + "ab" * 20
+    terms = {
+        "claimsDigest": bytes(32), "roomId": bytes(32), "sponsored": False, "commissionBps": 0,
+        "unitPrice": 1, "currency": b"CNY", "validFrom": 0, "validUntil": 1,
+    }  # fmt: skip
+
+    def endorsed(eid: bytes, block: int, log: int) -> ChainEvent:
+        return _event(
+            "EndorsementRecorded", block, log, endorsementId=eid, anchor=anchor,
+            productId=bytes(32), terms=terms, nonce=0,
+        )  # fmt: skip
+
+    registry = Registry.of(
+        [
+            _event("AnchorRegistered", 5, 0, anchor=anchor, handleHash=bytes(32), handle="@a"),
+            endorsed(b"\x01" * 32, 9, 0),
+            _event("AnchorRemoved", 9, 1, anchor=anchor, handleHash=bytes(32)),
+            endorsed(b"\x02" * 32, 9, 2),
+            _event("AnchorRegistered", 12, 0, anchor=anchor, handleHash=bytes(32), handle="@a"),
+            endorsed(b"\x03" * 32, 12, 1),
+        ]
+    )
+    verdicts = [(e.endorsement_id[0], ok) for e, ok in registry.endorsement_signers]
+    assert verdicts == [(1, True), (2, False), (3, True)]
 
 
 def test_a_sale_under_a_revoked_endorsement_is_caught(world: AuditWorld) -> None:
@@ -208,10 +277,10 @@ def test_a_sale_after_its_endorsement_expired_is_caught(world: AuditWorld) -> No
     endorsement = world.endorse(valid_for=3_600)
     late = world.now() + 7_200
     world.commit([world.sale(session, endorsement_id=endorsement, ordered_at=late)])
-    lines = audit(world).output.splitlines()
-    sale_lines = [x for x in lines if x.startswith("FAIL: sale-endorsement ")]
-    assert len(sale_lines) == 1
-    assert f"vs ordered at {late}" in sale_lines[0]
+    result = audit(world)
+    assert result.exit_code == 1, result.output
+    (line,) = fails(result, "sale-endorsement")
+    assert re.search(rf"ordered in \[\d+, \d+\] vs ordered at {late}$", line), line
 
 
 def test_sales_under_a_revoked_or_expired_claim_are_caught(world: AuditWorld) -> None:
@@ -288,6 +357,7 @@ def test_orders_outside_their_session_are_caught(world: AuditWorld) -> None:
         ]
     )
     result = audit(world)
+    assert result.exit_code == 1, result.output
     lines = fails(result, "order-in-session")
     assert len(lines) == 3, result.output
     assert any(f"ordered at {opened - 60}" in x for x in lines)
@@ -324,3 +394,202 @@ def test_the_cursor_file_resumes_and_reads_only_new_commits(
     assert fails(second, "displayed-sales") == []  # closed before this sale: 5 sold, 1 refunded
     cursor.write_text("{}")
     assert audit(world, "--cursor", str(cursor)).exit_code == 2
+
+
+def _troubled_chain(world: AuditWorld) -> None:
+    """Batches with what the receipt index must remember across them: a refund committed
+    before its sale, a refund after, an over-refund, a duplicate receipt id and a refund of a
+    sale never committed."""
+    session = world.open_session()
+    first, second = world.sale(session, quantity=2), world.sale(session, quantity=1)
+    world.commit([world.refund(first)])
+    world.commit([first, second, world.sale(session)])
+    world.commit([world.refund(second), world.refund(second)])
+    world.commit([replace(first, buyer_commitment=os.urandom(32))])
+    world.commit([world.refund(world.sale(session)), world.sale(session)])
+
+
+def _verdicts(report_file: Path) -> tuple[Any, Any]:
+    report = json.loads(report_file.read_text())
+    findings = sorted(tuple(f.values()) for f in report["findings"])
+    return report["checks"], findings
+
+
+def test_receipt_ids_kept_on_disk_give_the_same_verdicts(world: AuditWorld, tmp_path: Path) -> None:
+    _troubled_chain(world)
+    in_memory, on_disk = tmp_path / "memory.json", tmp_path / "disk.json"
+    assert audit(world, "--report", str(in_memory)).exit_code == 1
+    assert audit(world, "--report", str(on_disk), "--memory-limit", "1").exit_code == 1
+    checks, findings = _verdicts(in_memory)
+    assert {f[0] for f in findings} == {"refund-match", "over-refund", "duplicate-receipt"}
+    assert _verdicts(on_disk) == (checks, findings)
+    assert checks["over-refund"]["checked"] == 2
+
+
+def test_a_scan_that_crashes_resumes_from_its_last_checkpoint(
+    world: AuditWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed mid-scan after some checkpoints: the next run with the cursor neither loses nor
+    double-counts a receipt, and judges exactly as one uninterrupted run."""
+    _troubled_chain(world)
+    full = tmp_path / "full.json"
+    assert audit(world, "--report", str(full)).exit_code == 1
+    cursor = tmp_path / "audit.cursor"
+    monkeypatch.setattr(chain_audit, "_CHECKPOINT_SECONDS", 0.0)  # checkpoint every batch
+    real_batch = ChainAudit._batch
+    seen: list[int] = []
+
+    def crash_on_the_fourth(self: ChainAudit, state: Any, event: ChainEvent, loaded: Any) -> None:
+        seen.append(event.block_number)
+        if len(seen) == 4:
+            raise KeyboardInterrupt  # as a kill would: in the middle of the scan
+        real_batch(self, state, event, loaded)
+
+    monkeypatch.setattr(ChainAudit, "_batch", crash_on_the_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        ChainAudit(
+            world.w3, world.deployment, DirectoryManifests(world.manifests),
+            cursor_file=cursor, memory_limit=1,
+        ).run()  # fmt: skip
+    monkeypatch.setattr(ChainAudit, "_batch", real_batch)
+    resumed = tmp_path / "resumed.json"
+    result = audit(world, "--cursor", str(cursor), "--report", str(resumed))
+    assert result.exit_code == 1, result.output
+    assert _verdicts(resumed) == _verdicts(full)
+    stats = json.loads(resumed.read_text())["stats"]
+    assert stats["receipts"] == json.loads(full.read_text())["stats"]["receipts"] == 9
+
+
+def test_a_cursor_of_another_deployment_is_refused(world: AuditWorld, tmp_path: Path) -> None:
+    clean_sales(world)
+    cursor = tmp_path / "audit.cursor"
+    assert audit(world, "--cursor", str(cursor)).exit_code == 0
+    contracts = dict(world.deployment.contracts)
+    moved = replace(contracts["SaleLedger"], address="0x" + "12" * 20)
+    contracts["SaleLedger"] = moved
+    other = tmp_path / "other.json"
+    other.write_text(replace(world.deployment, contracts=contracts).to_json())
+    result = audit(world, "--cursor", str(cursor), deployment=other)
+    assert result.exit_code == 2
+    assert "was written for another deployment" in result.stderr
+
+
+def _serve(answers: dict[str, tuple[int, bytes]]) -> tuple[str, ThreadingHTTPServer]:
+    """A stand-in for a platform's API answering fixed bodies by path (a hostile one)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = answers.get(self.path, (404, b"{}"))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", server
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"[1, 2]", "is not a JSON object"),
+        (b"<html>busy</html>", "is not JSON"),
+        (b'{"leaf_types": 5, "leaves": []}', "leaf types 5 are not receipt leaf v1"),
+        (b'{"leaf_types": ["[/]", "[red]x"], "leaves": []}', "['[/]', '[red]x']"),
+        (b'{"leaves": [{"receiptId": 7}]}', "every leaf must have exactly the fields"),
+    ],
+    ids=["list", "not-json", "types-not-a-list", "rich-markup", "bad-leaf"],
+)
+def test_a_malformed_manifest_from_an_api_fails_its_batch_and_prints_as_itself(
+    world: AuditWorld, tmp_path: Path, body: bytes, why: str
+) -> None:
+    session = world.open_session()
+    root = world.commit([world.sale(session)])
+    base, server = _serve({f"/v1/batches/0x{root.hex()}": (200, body)})
+    try:
+        rpc = world.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+        dep = deployment_path(world.deployment.chain_id, _deployments_dir(world))
+        report_file = tmp_path / "report.json"
+        result = runner.invoke(
+            app,
+            ["audit", "chain", "--rpc", rpc, "--deployment", str(dep), "--api", base,
+             "--report", str(report_file)],
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    (line,) = assert_only(result, "batch-manifest")
+    assert line.startswith(f"FAIL: batch-manifest batch 0x{root.hex()}")
+    assert why in line
+    assert json.loads(report_file.read_text())["ok"] is False
+
+
+def test_manifests_from_an_api_are_read_per_root(world: AuditWorld) -> None:
+    session = world.open_session()
+    root = world.commit([world.sale(session), world.sale(session)])
+    served = (world.manifests / f"0x{root.hex()}.json").read_bytes()
+    base, server = _serve({f"/v1/batches/0x{root.hex()}": (200, served)})
+    try:
+        source = ApiManifests(base)
+        assert source.get(f"0x{root.hex()}") == json.loads(served)
+        assert source.get("0x" + "00" * 32) is None  # 404: no such batch
+        report = ChainAudit(world.w3, world.deployment, source).run()
+    finally:
+        server.shutdown()
+    assert report.ok, report.findings
+    assert report.stats["receipts"] == 2
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["whole", "crashed-and-resumed"])
+def test_manifests_loaded_by_worker_processes_give_the_same_verdicts(
+    world: AuditWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash: bool
+) -> None:
+    """The pool loads ahead of the judging; verdicts, and a cursor written mid-scan, are as in
+    one process."""
+    _troubled_chain(world)
+    alone = tmp_path / "alone.json"
+    assert audit(world, "--report", str(alone)).exit_code == 1
+    monkeypatch.setattr(batch_loader, "POOL_AFTER", 0)
+    source = DirectoryManifests(world.manifests)
+    cursor = tmp_path / "audit.cursor" if crash else None
+    if crash:
+        monkeypatch.setattr(chain_audit, "_CHECKPOINT_SECONDS", 0.0)
+        real_batch = ChainAudit._batch
+        judged: list[int] = []
+
+        def crash_on_the_third(self: ChainAudit, state: Any, event: Any, loaded: Any) -> None:
+            judged.append(event.block_number)
+            if len(judged) == 3:
+                raise KeyboardInterrupt
+            real_batch(self, state, event, loaded)
+
+        monkeypatch.setattr(ChainAudit, "_batch", crash_on_the_third)
+        with pytest.raises(KeyboardInterrupt):
+            ChainAudit(world.w3, world.deployment, source, cursor_file=cursor, jobs=2).run()
+        monkeypatch.setattr(ChainAudit, "_batch", real_batch)
+    report = ChainAudit(world.w3, world.deployment, source, cursor_file=cursor, jobs=2).run()
+    pooled = tmp_path / "pooled.json"
+    pooled.write_text(json.dumps(report.to_json()))
+    assert _verdicts(pooled) == _verdicts(alone)
+    assert report.stats["receipts"] == 9
+
+
+def test_an_api_gone_while_workers_load_exits_2(
+    world: AuditWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = world.open_session()
+    world.commit([world.sale(session)])
+    world.commit([world.sale(session)])
+    monkeypatch.setattr(batch_loader, "POOL_AFTER", 0)  # the first batch already in a worker
+    rpc = world.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    dep = deployment_path(world.deployment.chain_id, _deployments_dir(world))
+    result = runner.invoke(
+        app,
+        ["audit", "chain", "--rpc", rpc, "--deployment", str(dep), "--api", "http://127.0.0.1:9"],
+    )
+    assert result.exit_code == 2, result.output
+    assert "cannot reach the API at http://127.0.0.1:9" in result.stderr

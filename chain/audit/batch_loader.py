@@ -1,0 +1,110 @@
+"""Batch manifests read, parsed, hashed and folded to their roots, in worker processes.
+
+Reading a manifest and rebuilding its Merkle root is most of an audit's work (two keccak
+permutations and a dozen decoded fields per leaf) and needs nothing from the other batches,
+so it runs on every core; the audit then judges the batches in chain order in its own process.
+Small audits stay in one process: the pool starts after :data:`POOL_AFTER` batches.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Final, TypeVar
+
+from chain.audit.manifests import ApiManifests, Leaves, ManifestError, ManifestSource, parse_leaves
+
+#: Batches loaded in the audit's own process before worker processes are started.
+POOL_AFTER: Final = 16
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedBatch:
+    """A batch's manifest, parsed and folded: the leaves and their root, or why not."""
+
+    leaves: Leaves | None
+    root: bytes | None
+    #: None: loaded; "" : there is no manifest; else what is wrong with it
+    problem: str | None = None
+
+
+def load_batch(source: ManifestSource, root: str) -> LoadedBatch:
+    """Read ``root``'s manifest from ``source``, parse its leaves and rebuild its root."""
+    try:
+        manifest = source.get(root)
+        if manifest is None:
+            return LoadedBatch(None, None, "")
+        leaves = parse_leaves(manifest)
+    except ManifestError as exc:
+        return LoadedBatch(None, None, str(exc))
+    # The leaf hashes, the room and the buyer commitment are not judged: not sent back
+    # (the slimmed leaves keep only the columns an audit reads).
+    slim = replace(leaves, hashes=[], room_id=[], buyer_commitment=[])
+    return LoadedBatch(slim, leaves.root())
+
+
+_worker_source: ManifestSource | None = None
+
+
+def _start_worker(source: ManifestSource) -> None:
+    global _worker_source
+    # An HTTP client's pooled connections must not be shared with the parent across fork.
+    _worker_source = ApiManifests(source.base_url) if isinstance(source, ApiManifests) else source
+
+
+def _load_in_worker(root: str) -> LoadedBatch:
+    assert _worker_source is not None
+    return load_batch(_worker_source, root)
+
+
+def default_jobs() -> int:
+    """Worker processes to use: the CPUs this process may run on (1 where fork is missing)."""
+    if sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def loaded_in_order(
+    source: ManifestSource,
+    items: Iterable[T],
+    root_of: Callable[[T], str],
+    *,
+    jobs: int | None = None,
+    pool_after: int | None = None,
+) -> Iterator[tuple[T, LoadedBatch]]:
+    """Each of ``items`` with its loaded batch, in order; up to ``jobs`` processes load ahead
+    once ``pool_after`` items were loaded here (errors reading the source, such as an
+    unreachable API, are raised here)."""
+    jobs = default_jobs() if jobs is None else jobs
+    pool_after = POOL_AFTER if pool_after is None else pool_after
+    pool: ProcessPoolExecutor | None = None
+    ahead: deque[tuple[T, Future[LoadedBatch]]] = deque()
+    try:
+        for count, item in enumerate(items):
+            if jobs <= 1 or count < pool_after:
+                yield item, load_batch(source, root_of(item))
+                continue
+            if pool is None:
+                pool = ProcessPoolExecutor(
+                    jobs,
+                    mp_context=multiprocessing.get_context("fork"),
+                    initializer=_start_worker,
+                    initargs=(source,),
+                )
+            ahead.append((item, pool.submit(_load_in_worker, root_of(item))))
+            if len(ahead) >= 4 * jobs:
+                first, future = ahead.popleft()
+                yield first, future.result()
+        while ahead:
+            first, future = ahead.popleft()
+            yield first, future.result()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
