@@ -79,12 +79,12 @@ class KeyVerifier:
         return principal
 
     def verified_id(self, token: str) -> str | None:
-        """The key id of ``token`` if this process verified it lately (a dict lookup: the rate
-        limit asks it on every request), else None."""
+        """The key id of ``token`` if this process ever verified it (a dict lookup: the rate
+        limit asks it on every request), else None. An expired entry still names its key: the
+        route verifies again, and the request must keep counting against the key's own bucket,
+        not the address's (which, behind a proxy, all shoppers share)."""
         cached = self._cache.get(token)
-        if cached is None or cached[0] <= time.monotonic():
-            return None
-        return cached[1].key_id
+        return None if cached is None else cached[1].key_id
 
     def _lookup(self, token: str) -> Principal:
         parts = token.split("_", 2)

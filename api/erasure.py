@@ -6,7 +6,9 @@ the leaf, which stays on chain for ever, back to the buyer. Nothing else changes
 commitment and leaf hash still prove the receipt, batches still commit, audits still pass.
 
 The salt was also handed out in the order's response, which ``idempotency_keys`` keeps for
-retries; those stored responses are rewritten with ``"salt": null``.
+retries; those stored responses are rewritten with ``"salt": null``. The same rows keep a
+SHA-256 of the order's body, which held the buyer's id: anyone with the database could hash
+guessed ids until one matched, so that digest is replaced by a marker too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from api.db import writer
+from api.ingest import ERASED_REQUEST
 from api.models import IdempotencyRecord, Receipt
 
 #: Receipt ids looked for in the stored responses per scan of ``idempotency_keys``.
@@ -68,6 +71,7 @@ def _erase_stored_salts(session: Session, receipt_ids: set[str]) -> int:
             response = orjson.loads(record.response)
             if _null_salts(response, receipt_ids):
                 record.response = orjson.dumps(response).decode()
+                record.request_sha256 = ERASED_REQUEST
                 session.add(record)
                 rewritten += 1
     return rewritten

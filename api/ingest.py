@@ -75,9 +75,20 @@ class WriteJob:
     future: Future[tuple[int, bytes]] = field(default_factory=Future)
 
 
+#: Stored in place of a request's digest when its buyer was erased: the digest of a body that
+#: held the buyer's id could be matched against guessed ids, so it goes too.
+ERASED_REQUEST = "erased"
+
+
 def request_digest(raw: bytes) -> str:
     """SHA-256 of a request body, to tell a retry from a different request under one key."""
     return hashlib.sha256(raw).hexdigest()
+
+
+def same_request(stored_digest: str, digest: str) -> bool:
+    """True when a retry's ``digest`` matches the first request's. After an erasure the first
+    request can no longer be compared; its (erased) answer is given to any retry of the key."""
+    return stored_digest in (digest, ERASED_REQUEST)
 
 
 class ReceiptFactory:
@@ -392,7 +403,7 @@ class ReceiptWriter:
             ).first()
         if stored is None:
             return None
-        if stored[0] != request_sha256:
+        if not same_request(str(stored[0]), request_sha256):
             raise ProblemError(
                 422,
                 "idempotency-key-reused",

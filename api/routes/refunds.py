@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from api.auth import Principal
 from api.deps import get_state, require
-from api.ingest import encode_body, request_digest
+from api.ingest import encode_body, request_digest, same_request
 from api.models import IdempotencyRecord, Outbox, Receipt, Role
 from api.models.receipts import ReceiptAccepted, RefundCreate
 from api.problems import ProblemError
@@ -35,7 +35,7 @@ def _stored(session: Session, key_pk: int, key: str, digest: str) -> tuple[int, 
     stored = session.get(IdempotencyRecord, (key_pk, key), populate_existing=True)
     if stored is None:
         return None
-    if stored.request_sha256 != digest:
+    if not same_request(stored.request_sha256, digest):
         raise ProblemError(
             422,
             "idempotency-key-reused",

@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from api import rate_limit
+from api import auth, rate_limit
 from api.app import create_app
 from api.config import Settings
 from api.db import make_engine
-from api.models import Receipt
+from api.models import ApiKey, Receipt
 from api.rate_limit import Limit, TokenBuckets
 from tests.api.conftest import Keys, World
 from tests.api.test_orders import open_room_and_session, order
@@ -95,6 +95,30 @@ def test_a_verified_key_has_its_own_bucket_and_made_up_keys_do_not(
     # Inventing keys buys nothing: an unverified token counts against the address.
     fake = {"Authorization": f"Bearer lpk_{uuid.uuid4().hex[:12]}_nope"}
     assert limited.get("/v1/products", headers=fake).status_code == 429
+
+
+def test_a_key_stays_in_its_own_bucket_after_its_cache_entry_expires(
+    limited: TestClient, keys: Keys, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind a proxy every shopper has the proxy's address: once they spend it, a verified
+    ingest key must not be refused because its cached verification went stale."""
+    monkeypatch.setattr(auth, "_CACHE_SECONDS", 0.0)  # every entry is stale at once
+    assert limited.get("/v1/rooms", headers=keys.ingest).status_code == 200
+    for _ in range(4):
+        limited.get("/v1/products")
+    assert limited.get("/v1/products").status_code == 429  # the shared address is spent
+    later = [limited.get("/v1/rooms", headers=keys.ingest).status_code for _ in range(5)]
+    assert later == [200] * 5
+    revoked_token = keys.ingest["Authorization"].removeprefix("Bearer ")
+    engine = make_engine(limited.app.state.liveproof.settings.database_url, pool_size=1)  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        row = session.exec(select(ApiKey).where(ApiKey.key_id == revoked_token.split("_")[1])).one()
+        row.revoked_at = 1.0
+        session.add(row)
+        session.commit()
+    engine.dispose()
+    # A stale entry only chooses the bucket: the route still refuses a revoked key.
+    assert limited.get("/v1/rooms", headers=keys.ingest).status_code == 401
 
 
 def test_a_refused_order_writes_nothing(
