@@ -109,6 +109,8 @@ class Committer:
         self.leader = LeaderLock(engine, name)
         self._reconciled = False
         self._head: int | None = None
+        #: Receipts in the batch :meth:`seal_batch` sealed last.
+        self.last_sealed = 0
         self._stop = threading.Event()
         self._wake = threading.Event()
 
@@ -121,7 +123,7 @@ class Committer:
                 self._stop.wait(self.interval)
                 continue
             try:
-                self.run_once()
+                self.run_once(drain=False)
             except LiveProofError as exc:
                 log.warning("committer pass failed (will retry): %s", exc)
                 self.gateway.reset()
@@ -155,8 +157,14 @@ class Committer:
         """Start the next pass now (an immediate receipt arrived)."""
         self._wake.set()
 
-    def run_once(self) -> CommitResult:
-        """Reconcile once, then seal and commit until the outbox is drained."""
+    def run_once(self, *, drain: bool = True) -> CommitResult:
+        """Reconcile once, then seal and commit: until the outbox is drained, or (``drain``
+        false, as the service loop runs) full batches and at most one partial batch.
+
+        Under load, receipts keep arriving while a batch is being committed; draining would
+        then commit them in many small batches back to back (a transaction each, tens per
+        second at a thousand orders a second). The service loop leaves a partial remainder for
+        its next pass, ``interval`` seconds on, so batches hold an interval's orders."""
         link = self.gateway.link()
         committed = 0
         receipts = 0
@@ -171,10 +179,13 @@ class Committer:
             if not self._reconciled:
                 committed += self.reconcile(link)
                 self._reconciled = True
+            partial_left = True
             while True:
-                root = self.seal_batch()
+                root = self.seal_batch(partial=drain or partial_left)
                 if root is None:
                     break
+                if self.last_sealed < self.batch_size:
+                    partial_left = False
                 failpoints.hit("committer.after_seal")
                 sealed += 1
                 receipts += self.commit_sealed(link, root)
@@ -187,10 +198,12 @@ class Committer:
 
     # ------------------------------------------------------------------ sealing
 
-    def seal_batch(self) -> str | None:
+    def seal_batch(self, *, partial: bool = True) -> str | None:
         """Move up to ``batch_size`` outbox receipts into a new sealed batch; its root or None.
 
-        Receipts flagged ``immediate`` are sealed alone (recorded with ``recordReceipt``)."""
+        Receipts flagged ``immediate`` are sealed alone (recorded with ``recordReceipt``), and
+        always. Others only fill a whole batch unless ``partial``. :attr:`last_sealed` is the
+        number of receipts sealed."""
         with self.engine.begin() as conn:
             # SKIP LOCKED (PostgreSQL; SQLite's writers queue at BEGIN): a leader that lost its
             # lock mid-pass may still be sealing, and must not claim the same receipts.
@@ -218,6 +231,8 @@ class Committer:
                         .with_for_update(skip_locked=True)
                     ).scalars()
                 ]
+                if not partial and len(ids) < self.batch_size:
+                    return None
             rows = self._leaf_rows(conn, ids)
             tree = StandardMerkleTree.of([leaf_values(r) for r in rows], LEAF_TYPES)
             root = tree.root_hex
@@ -235,6 +250,7 @@ class Committer:
                 update(Receipt).where(col(Receipt.receipt_id).in_(ids)).values(batch_root=root)
             )
             conn.execute(delete(Outbox).where(col(Outbox.receipt_id).in_(ids)))
+        self.last_sealed = len(rows)
         return root
 
     def _leaf_rows(self, conn: Connection, ids: list[str]) -> list[Any]:

@@ -278,6 +278,44 @@ def test_150_orders_become_three_batches_whose_proofs_verify_on_chain(
     assert nonce_of(w3, accounts) == nonce + 3
 
 
+def test_the_service_loop_leaves_orders_that_arrive_mid_pass_for_its_next_pass(
+    client: TestClient,
+    keys: Keys,
+    world: World,
+    committer: Committer,
+    w3: Web3,
+    deployment: Deployment,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under load orders keep arriving while a batch is committed. Sealing them at once would
+    commit many small batches back to back; a pass of the service loop seals whole batches and
+    at most one partial batch, and the rest waits for the next pass (an interval later)."""
+    open_room_and_session(client, keys, world)
+    post_orders(client, keys, world, 100, "a")  # one full batch of 64 and 36 more
+    real_commit = committer.commit_sealed
+    arrivals = iter(["b", "c"])
+
+    def commit_while_orders_arrive(link: ChainLink, root: str) -> int:
+        tag = next(arrivals, None)
+        if tag is not None:
+            post_orders(client, keys, world, 10, tag)  # while this batch is being committed
+        return real_commit(link, root)
+
+    monkeypatch.setattr(committer, "commit_sealed", commit_while_orders_arrive)
+    result = committer.run_once(drain=False)
+    # 64; then the 36 left with the 10 that came during the first commit, as the one partial
+    # batch; the 10 that came during the second commit are left for the next pass.
+    assert (result.sealed, result.receipts) == (2, 110)
+    assert [b.count for b in batch_rows(committer.engine)] == [64, 46]
+    assert outbox_size(committer.engine) == 10
+    # The next pass takes them; draining (tests, `committer --once`) takes everything.
+    assert committer.run_once(drain=False).receipts == 10
+    assert [b.count for b in batch_rows(committer.engine)] == [64, 46, 10]
+    post_orders(client, keys, world, 70, "d")
+    assert committer.run_once(drain=True).receipts == 70
+    assert_all_committed(client, committer.engine, deployment.ledger(w3))
+
+
 def test_immediate_receipt_is_recorded_alone(
     client: TestClient,
     keys: Keys,
