@@ -1,8 +1,11 @@
 """``liveproof export manifests|epcis|credentials``: keep what the platform published and what
 the chain proves, in files and standard formats an auditor can archive and share.
 
-Exit codes: 0 everything exported, 1 the export is incomplete (a committed batch that does not
-verify, a sale of an unregistered product), 2 bad usage or unreachable input.
+``epcis`` and ``credentials`` print ``OK: <check>`` / ``FAIL: <check> <subject>: <expected> vs
+<found>`` for the checks the export rests on, then what they wrote, and take ``--report FILE``.
+Exit codes: 0 everything exported and every check holds, 1 a check failed (the export is
+incomplete: a committed batch that does not verify, a sale or endorsement of an unregistered
+product; or a receipt id committed twice, exported once), 2 bad usage or unreachable input.
 """
 
 from __future__ import annotations
@@ -18,19 +21,20 @@ import typer
 from scripts.audit_options import (
     ApiUrl,
     ChunkSize,
+    CursorFile,
     DeploymentFile,
     ManifestDir,
+    ReportFile,
     Rpc,
     connect_chain,
+    finish,
     manifest_source,
     progress_bar,
 )
-from scripts.output import EXIT_FAILED, EXIT_USAGE, console, die, error, warn
+from scripts.output import EXIT_USAGE, console, die
 
 if TYPE_CHECKING:
     import httpx
-
-    from chain.audit.verified import SkippedBatch
 
 export_app = typer.Typer(
     help="Export what the chain proves in standard formats an auditor can keep.",
@@ -152,10 +156,6 @@ def export_manifests_command(
     console.print(f"saved {len(saved):,} batch manifests to {out}{note}")
 
 
-def _warn_skipped(batch: SkippedBatch) -> None:
-    warn(f"batch 0x{batch.root.hex()} (block {batch.block_number}) not exported: {batch.why}")
-
-
 def _write_json(path: Path, data: Any) -> None:
     try:
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
@@ -178,11 +178,13 @@ def export_epcis_command(
             help="Write only what earlier runs with this file did not (incremental capture)",
         ),
     ] = None,
+    report_file: ReportFile = None,
 ) -> None:
     """Write products and verified sales as an EPCIS 2.0 JSON-LD document.
 
     A `commissioning` ObjectEvent per registered product and a `retail_selling` ObjectEvent
-    per sale of a verified batch; refunds are left out.
+    per sale of a verified batch; refunds are left out. A batch that does not verify, a
+    receipt id committed twice and a sale of an unregistered product are FAIL lines.
     """
     from chain.errors import LiveProofError
     from chain.exports.epcis import epcis_export
@@ -192,27 +194,19 @@ def export_epcis_command(
     try:
         with progress_bar() as progress:
             result = epcis_export(
-                w3, dep, source, chunk_size=chunk_size, skipped=_warn_skipped, progress=progress,
-                cursor_file=cursor,
-            )  # fmt: skip
+                w3, dep, source, chunk_size=chunk_size, progress=progress, cursor_file=cursor
+            )
     except LiveProofError as exc:
         die(str(exc), EXIT_USAGE)
     _write_json(out, result.document)
-    console.print(
+    summary = (
         f"wrote {result.products:,} commissioning and {result.sales:,} retail_selling events to "
         f"{out} (chain {result.chain_id} up to block {result.to_block}; "
         f"{result.refunds_left_out:,} refunds not exported)"
     )
-    if result.duplicates:
-        warn(f"{result.duplicates:,} repeated receipt ids exported once")
-    for receipt_id in result.unknown_products:
-        warn(
-            f"sale 0x{receipt_id.hex()} not exported: its product is "
-            "not registered, so it has no GTIN"
-        )
     if not result.complete:
-        error("the export is not complete (see the warnings)")
-        raise typer.Exit(EXIT_FAILED)
+        summary += "; the export is not complete"
+    finish(result.audit_report(), report_file, summary=summary)
 
 
 @export_app.command("credentials")
@@ -226,23 +220,55 @@ def export_credentials_command(
     ],
     deployment: DeploymentFile = None,
     chunk_size: ChunkSize = 10_000,
+    issuer_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--issuer-key",
+            help="PEM P-256 private key that signs the credentials (default: one kept in "
+            ".liveproof/credential-issuer-key.pem, made on first use)",
+        ),
+    ] = None,
+    cursor: CursorFile = None,
+    report_file: ReportFile = None,
 ) -> None:
     """Write each endorsement as a W3C Verifiable Credential 2.0 document.
 
-    Issued by the anchor's did:pkh, with its AnchorRegistry transaction as evidence. The
-    documents carry no proof: that transaction is it.
+    Secured with an ecdsa-jcs-2019 Data Integrity proof by the issuer key (a did:key): the
+    exporter attests that the chain records the endorsement. The subject is the anchor's
+    did:pkh; the AnchorRegistry transactions that recorded (and revoked) it are the evidence.
+    With --cursor a later run reads only new blocks and still writes every credential.
     """
     from chain.errors import LiveProofError
     from chain.exports.credentials import export_credentials, write_credentials
+    from chain.exports.data_integrity import issuer_key as load_issuer_key
 
     w3, dep = connect_chain(rpc, deployment)
     try:
+        key = load_issuer_key(issuer_key)
+    except LiveProofError as exc:
+        die(str(exc), EXIT_USAGE)
+    made = ", made now" if key.created else ""
+    shown = key.path.relative_to(Path.cwd()) if key.path.is_relative_to(Path.cwd()) else key.path
+    console.print(f"issuer {key.did} (key {shown}{made})")
+    try:
         with progress_bar() as progress:
-            credentials = export_credentials(w3, dep, chunk_size=chunk_size, progress=progress)
+            result = export_credentials(
+                w3, dep, key, chunk_size=chunk_size, progress=progress, cursor_file=cursor
+            )
     except LiveProofError as exc:
         die(str(exc), EXIT_USAGE)
     try:
-        write_credentials(credentials, out)
+        write_credentials(result.credentials, out)
     except OSError as exc:
         die(f"cannot write {out}: {exc.strerror or exc}", EXIT_USAGE)
-    console.print(f"wrote {len(credentials):,} endorsement credentials to {out}")
+    read = (
+        f"blocks {result.scanned_from}-{result.to_block} read"
+        if result.scanned_from <= result.to_block
+        else f"no new block after {result.to_block}"
+    )
+    finish(
+        result.report,
+        report_file,
+        summary=f"wrote {len(result.credentials):,} endorsement credentials to {out} "
+        f"({result.revoked:,} revoked; chain {result.chain_id}, {read})",
+    )

@@ -23,8 +23,9 @@ EXIT_USAGE = 2
 # soft_wrap: OK and FAIL lines stay one line each, whatever the terminal width.
 # markup=False: what is printed often comes from the audited party (manifests, API answers,
 # chain data); a "[red]" or "[/]" in it must print as itself, never restyle or crash the line.
-console = Console(highlight=False, soft_wrap=True, markup=False)
-err_console = Console(stderr=True, highlight=False, markup=False)
+# emoji=False: likewise, "did:key:..." must not print as "did🔑...".
+console = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 T = TypeVar("T")
 

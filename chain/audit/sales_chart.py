@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.text import Text
 
     from chain.audit.sales_report import SalesReport, SalesRow
 
@@ -56,14 +57,14 @@ def money(amounts: dict[str, int]) -> str:
 
 
 def _shorten(text: str, width: int = 42) -> str:
-    if text.startswith("0x") and len(text) > width:  # an id or address: keep both ends
-        return f"{text[:10]}…{text[-8:]}"
+    if text.startswith("0x") and len(text) > 14:  # an id or address: keep both ends
+        return f"{text[:6]}…{text[-4:]}"
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 def bar_label(label: str) -> str:
     """A group's label on at most two short lines: its name, then what identifies it (the
-    GTIN or address the report puts in parentheses)."""
+    GTIN, or the address or id shortened to its ends, that the report puts in parentheses)."""
     name, sep, detail = label.rpartition(" (")
     if not sep or not name:
         return _shorten(label)
@@ -115,12 +116,31 @@ def render_sales_chart(report: SalesReport, path: Path, *, dpi: int = 150) -> No
                     fontsize=13, color="#555555", transform=ax.transAxes)  # fmt: skip
             ax.set_axis_off()
         else:
-            _draw_bars(ax, bars)
+            notes = _draw_bars(ax, bars)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            _fit_notes(ax, notes, max(row.units_sold for row in bars) or 1)
         fig.savefig(path, format="png", dpi=dpi, facecolor="white")
 
 
-def _draw_bars(ax: Axes, bars: list[SalesRow]) -> None:
+def _fit_notes(ax: Axes, notes: list[Text], widest: int) -> None:
+    """Set the x range just wide enough for the longest bar and the note after each bar."""
+    canvas = ax.figure.canvas
+    canvas.draw()  # lays the figure out, so that text extents are known
+    renderer = canvas.get_renderer()  # type: ignore[attr-defined]
+    plot = ax.get_window_extent(renderer)
+    limit = float(widest)
+    for note in notes:
+        right = note.get_window_extent(renderer).width + 6  # px: a little air after the text
+        if right >= plot.width * 0.9:  # a note as wide as the plot: let it run over instead
+            continue
+        # The note starts at x data units; it ends inside the plot when x/limit of the plot
+        # width plus its own width fits: limit >= x * width / (width - right).
+        x = float(note.get_position()[0])
+        limit = max(limit, x * plot.width / (plot.width - right))
+    ax.set_xlim(0, limit)
+
+
+def _draw_bars(ax: Axes, bars: list[SalesRow]) -> list[Text]:
     labels = [bar_label(row.label) for row in bars]
     positions = list(range(len(bars)))
     net = [max(row.net_units, 0) for row in bars]
@@ -129,18 +149,21 @@ def _draw_bars(ax: Axes, bars: list[SalesRow]) -> None:
     ax.barh(positions, refunded, left=net, color=_REFUND_COLOUR, hatch="//",
             edgecolor="#c0524a", linewidth=0, label="refunded units")  # fmt: skip
     widest = max((row.units_sold for row in bars), default=0) or 1
+    notes = []
     for y, row in zip(positions, bars, strict=True):
         note = f"{row.net_units:,} net"
         if row.units_refunded:
             note += f" ({row.units_sold:,} sold, {row.units_refunded:,} refunded)"
         note += f"\n{money(row.net_amount)}"
-        ax.text(max(row.units_sold, 0) + widest * 0.01, y, note, va="center", fontsize=9)
+        notes.append(
+            ax.text(max(row.units_sold, 0) + widest * 0.01, y, note, va="center", fontsize=9)
+        )
     ax.set_yticks(positions, labels)
     ax.invert_yaxis()
-    ax.set_xlim(0, widest * 1.75)
     ax.set_xlabel("units")
     ax.grid(axis="x", color="#dddddd", linewidth=0.8)
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.figure.legend(loc="outside lower left", ncols=2, frameon=False, fontsize=9)
+    return notes

@@ -4,8 +4,11 @@ live session, as CSV, JSON or a chart.
 Only receipts of batches whose manifest rebuilds the committed root are counted (see
 :func:`chain.audit.verified.verified_batches`); a batch that does not verify is left out and
 named, so the report says it is incomplete rather than guessing. A receipt id committed more
-than once counts once (``audit chain`` flags the repeat). A refund counts under its own leaf's
+than once counts once, and the repeat is a finding. A refund counts under its own leaf's
 session, room and product, which the platform copies from the sale it refunds.
+
+:data:`BATCH_CHECKS` are the checks behind any figure counted from verified batches; ``export
+epcis`` runs them too.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Final, Literal, get_args
 from web3 import Web3
 
 from chain.audit.chain_audit import Progress
+from chain.audit.findings import AuditReport
 from chain.audit.manifests import ManifestSource
 from chain.audit.registry import Registry
 from chain.audit.state_files import read_state, unusable, write_state
@@ -34,6 +38,44 @@ GROUPINGS: Final[tuple[Grouping, ...]] = get_args(Grouping)
 _SALE: Final = 0
 _NO_SESSION: Final = "(no session opened on chain)"
 _STATE_FORMAT: Final = "liveproof-sales-cursor/1"
+
+#: The checks behind every figure counted from verified batches, by stable name.
+BATCH_CHECKS: Final = {
+    "batch-verified": "each committed batch's manifest rebuilds its committed root, so its "
+    "receipts are counted",
+    "duplicate-receipt": "no receipt id committed twice (a repeat is counted once)",
+}
+
+
+@dataclass(frozen=True)
+class RepeatedReceipt:
+    """A receipt id committed again, in a later batch or twice in one."""
+
+    receipt_id: bytes
+    root: bytes
+    block_number: int
+
+
+def add_batch_findings(
+    report: AuditReport,
+    *,
+    verified: int,
+    skipped: Iterable[SkippedBatch],
+    receipts: int,
+    repeats: Iterable[RepeatedReceipt],
+) -> None:
+    """Count :data:`BATCH_CHECKS` into ``report``: ``verified`` batches counted and those
+    ``skipped``, ``receipts`` read and the ``repeats`` among them."""
+    left_out = list(skipped)
+    report.checked["batch-verified"] += verified + len(left_out)
+    for batch in left_out:
+        report.add("batch-verified", f"batch 0x{batch.root.hex()} (block {batch.block_number})",
+                   "a manifest that rebuilds the committed root", batch.why)  # fmt: skip
+    report.checked["duplicate-receipt"] += receipts
+    for repeat in repeats:
+        report.add("duplicate-receipt", f"receipt 0x{repeat.receipt_id.hex()}", "committed once",
+                   f"committed again in batch 0x{repeat.root.hex()} "
+                   f"(block {repeat.block_number})")  # fmt: skip
 
 
 @dataclass
@@ -81,6 +123,7 @@ class SalesReport:
     receipts: int = 0
     duplicates: int = 0
     skipped: list[SkippedBatch] = field(default_factory=list)
+    repeats: list[RepeatedReceipt] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -91,6 +134,19 @@ class SalesReport:
     def currencies(self) -> list[str]:
         """Every currency with an amount in some row, sorted."""
         return sorted({code for row in self.rows for code in row.net_amount})
+
+    def audit_report(self) -> AuditReport:
+        """What the report rests on, as :data:`BATCH_CHECKS` (``--report FILE``)."""
+        report = AuditReport("sales", dict(BATCH_CHECKS))
+        add_batch_findings(report, verified=self.batches, skipped=self.skipped,
+                           receipts=self.receipts, repeats=self.repeats)  # fmt: skip
+        report.stats = {
+            "chain_id": self.chain_id, "from_block": self.from_block, "to_block": self.to_block,
+            "by": self.by, "rows": len(self.rows), "batches": self.batches,
+            "receipts": self.receipts, "duplicates": self.duplicates,
+            "skipped_batches": len(self.skipped),
+        }  # fmt: skip
+        return report
 
     def to_json(self) -> list[dict[str, Any]]:
         """The rows as a JSON list of objects."""
@@ -167,6 +223,7 @@ class SalesState:
     batches: int = 0
     receipts: int = 0
     duplicates: int = 0
+    repeats: list[RepeatedReceipt] = field(default_factory=list)
 
     def save(self, path: Path, deployment: Deployment) -> None:
         """Write the state as JSON, atomically (only ever of a complete report)."""
@@ -182,6 +239,9 @@ class SalesState:
                 "batches": self.batches,
                 "receipts": self.receipts,
                 "duplicates": self.duplicates,
+                "repeats": [
+                    [r.receipt_id.hex(), r.root.hex(), r.block_number] for r in self.repeats
+                ],
             },
             deployment,
         )
@@ -202,6 +262,10 @@ class SalesState:
                 batches=int(data["batches"]),
                 receipts=int(data["receipts"]),
                 duplicates=int(data["duplicates"]),
+                repeats=[
+                    RepeatedReceipt(bytes.fromhex(rid), bytes.fromhex(root), int(block))
+                    for rid, root, block in data.get("repeats", [])
+                ],
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise unusable(path, exc) from None
@@ -223,6 +287,7 @@ def tally_sales(
     report.batches, report.receipts, report.duplicates = (
         state.batches, state.receipts, state.duplicates,
     )  # fmt: skip
+    report.repeats = state.repeats  # shared, like rows and seen: the state keeps them
     for batch in batches:
         report.batches += 1
         leaves = batch.leaves
@@ -233,6 +298,7 @@ def tally_sales(
             report.receipts += 1
             if rid in seen:
                 report.duplicates += 1
+                report.repeats.append(RepeatedReceipt(rid, batch.root, batch.block_number))
                 continue
             seen.add(rid)
             key, label = group(session, room, product)

@@ -12,6 +12,10 @@
 * Refunds are left out: a refund receipt records money returned, not that the goods came
   back, so no CBV step says what happened to the objects. ``report sales`` nets them.
 
+What the export rests on is reported as checks (:data:`EPCIS_CHECKS`): each committed batch
+verified (else its sales are left out), no receipt id committed twice (a repeat is exported
+once), and each sale's product registered (else it has no GTIN and is left out).
+
 Every ``eventID`` is a name-based UUID URN (CBV 2.0 allows UUID URNs besides event hash ids),
 derived from the chain id, the contract and the product or receipt id, so exports repeat.
 Where each event is proven on chain (CAIP-2 chain id, contract, transaction, block) is an
@@ -30,8 +34,10 @@ from typing import Any, Final
 from web3 import Web3
 
 from chain.audit.chain_audit import Progress
+from chain.audit.findings import AuditReport
 from chain.audit.manifests import ManifestSource
 from chain.audit.registry import Product, Registry
+from chain.audit.sales_report import BATCH_CHECKS, RepeatedReceipt, add_batch_findings
 from chain.audit.state_files import read_state, unusable, write_state
 from chain.audit.verified import SkippedBatch, VerifiedBatch, read_registry, verified_batches
 from chain.deploy import Deployment
@@ -46,6 +52,13 @@ UTC_OFFSET: Final = "+00:00"
 _ZERO32: Final = bytes(32)
 _SALE: Final = 0
 _CURSOR_FORMAT: Final = "liveproof-epcis-cursor/1"
+
+#: Every check ``export epcis`` runs, by stable name, with what it asserts.
+EPCIS_CHECKS: Final = {
+    **BATCH_CHECKS,
+    "duplicate-receipt": "no sale receipt id committed twice (a repeat is exported once)",
+    "product-registered": "each exported sale's product is registered, so it has a GTIN",
+}
 
 
 def _ext(name: str) -> str:
@@ -159,16 +172,37 @@ class EpcisExport:
     products: int = 0
     sales: int = 0
     refunds_left_out: int = 0
+    #: Verified batches read, and the sale receipts in them.
+    batches: int = 0
+    receipts: int = 0
     #: Sale receipts whose id an earlier batch already committed (exported once).
-    duplicates: int = 0
-    #: Sale receipt ids whose product the registry does not know (no GTIN to name it by).
-    unknown_products: list[bytes] = field(default_factory=list)
+    repeats: list[RepeatedReceipt] = field(default_factory=list)
+    #: (receipt id, product id) of the sales whose product the registry does not know.
+    unknown_products: list[tuple[bytes, bytes]] = field(default_factory=list)
     skipped: list[SkippedBatch] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
         """True when every committed sale is in the document."""
         return not self.skipped and not self.unknown_products
+
+    def audit_report(self) -> AuditReport:
+        """What the export rests on, as :data:`EPCIS_CHECKS` (``--report FILE``)."""
+        report = AuditReport("epcis", dict(EPCIS_CHECKS))
+        add_batch_findings(report, verified=self.batches, skipped=self.skipped,
+                           receipts=self.receipts, repeats=self.repeats)  # fmt: skip
+        report.checked["product-registered"] += self.sales + len(self.unknown_products)
+        for receipt_id, product_id in self.unknown_products:
+            report.add("product-registered", f"sale {hex0x(receipt_id)}",
+                       "a registered product (for its GTIN)",
+                       f"unregistered product {hex0x(product_id)}")  # fmt: skip
+        report.stats = {
+            "chain_id": self.chain_id, "to_block": self.to_block, "products": self.products,
+            "sales": self.sales, "refunds_left_out": self.refunds_left_out,
+            "batches": self.batches, "receipts": self.receipts,
+            "duplicates": len(self.repeats), "skipped_batches": len(self.skipped),
+        }  # fmt: skip
+        return report
 
 
 class _BlockTimes:
@@ -279,18 +313,20 @@ def epcis_export(
         progress=progress, cursor=state.cursor,
     ):  # fmt: skip
         leaves = batch.leaves
+        result.batches += 1
         for index, kind in enumerate(leaves.kind):
             if kind != _SALE:
                 result.refunds_left_out += 1
                 continue
+            result.receipts += 1
             receipt_id = leaves.receipt_id[index]
             if receipt_id in seen:  # one event per receipt: eventIDs are unique
-                result.duplicates += 1
+                result.repeats.append(RepeatedReceipt(receipt_id, batch.root, batch.block_number))
                 continue
             seen.add(receipt_id)
             product = registry.products.get(leaves.product_id[index])
             if product is None:
-                result.unknown_products.append(receipt_id)
+                result.unknown_products.append((receipt_id, leaves.product_id[index]))
                 continue
             sale = SaleReceipt(index, batch, product)
             events.append(

@@ -8,13 +8,22 @@ rules of its specification, written out here (no schema files, nothing fetched):
   valid check digit, ``xsd:dateTimeStamp`` times and unique UUID-URN event ids.
 * VC Data Model 2.0: the base context first, ``VerifiableCredential`` among the types, an
   issuer URL, ``dateTimeStamp`` validity, a subject, typed evidence, every term defined by the
-  VC context or the inline one (which must not redefine the protected VC terms).
+  VC context or the inline one (which must not redefine the protected VC terms), and secured
+  by a proof (§2.1: a conforming document MUST be).
+* Data Integrity ECDSA Cryptosuites v1.0, ``ecdsa-jcs-2019``: each proof is verified by the
+  cryptosuite's Verify Proof algorithm written out here, apart from the exporter's code: the
+  ``did:key`` decoded by hand (base58btc, the multicodec ``p256-pub`` varint, a compressed
+  P-256 point), JCS for the JSON these documents hold, SHA-256 of the proof configuration then
+  of the document, and ECDSA P-256 with ``cryptography``. The exporter's Multikey encoding is
+  also checked against the key pair published with the W3C test vectors.
 
-Manifests are exported from the real API served over HTTP, then audited from the directory.
+Every command's checks print as OK/FAIL lines and go into ``--report FILE``. Manifests are
+exported from the real API served over HTTP, then audited from the directory.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -29,6 +38,10 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pydantic import SecretStr
 from sqlmodel import Session
 from typer.testing import CliRunner, Result
@@ -43,10 +56,15 @@ from api.db import make_engine, writer
 from api.migrate import upgrade
 from api.models import Role
 from api.seed import seed_catalogue
+from chain import paths
 from chain.actions import gtin_is_valid, label_hash
+from chain.audit.registry import Endorsement, Product
 from chain.deploy import Deployment
 from chain.devnet import DevnetInfo, free_port
-from chain.events import EventDecoder
+from chain.events import EventDecoder, ScanCursor
+from chain.exports.credentials import secured_credentials
+from chain.exports.data_integrity import IssuerKey, multikey, verify_proof
+from chain.exports.endorsement_state import EndorsementState
 from chain.keys import ANVIL_DEV_KEYS
 from chain.receipts import ReceiptKind
 from scripts.cli import app
@@ -98,7 +116,17 @@ VC_TERMS = {
     "validUntil", "evidence", "proof", "credentialStatus", "credentialSchema",
     "refreshService", "termsOfUse", "confidenceMethod", "relatedResource", "renderMethod",
     "VerifiableCredential", "VerifiablePresentation", "holder", "verifiableCredential",
+    "DataIntegrityProof",
 }  # fmt: skip
+#: The properties of a ``DataIntegrityProof`` (VC Data Integrity 1.0, defined by the VC 2.0
+#: context in the proof type's scoped context).
+DATA_INTEGRITY_PROOF_FIELDS = {
+    "@context", "id", "type", "cryptosuite", "created", "expires", "verificationMethod",
+    "proofPurpose", "proofValue", "domain", "challenge", "nonce", "previousProof",
+}  # fmt: skip
+BASE58_BTC = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+#: The varint of multicodec p256-pub (0x1200) and p256-priv (0x1306).
+P256_PUB, P256_PRIV = bytes([0x80, 0x24]), bytes([0x86, 0x26])
 
 
 def cbv_word(value: str, vocabulary: str) -> str:
@@ -228,9 +256,7 @@ def assert_vc2(credential: dict[str, Any]) -> None:
     for subject in subjects if isinstance(subjects, list) else [subjects]:
         assert isinstance(subject, dict)
         assert subject
-        assert set(subject) <= defined
-        if "id" in subject:
-            assert ABSOLUTE_URI.fullmatch(subject["id"])
+        assert_node(subject, defined)
     evidence = credential.get("evidence", [])
     for item in evidence if isinstance(evidence, list) else [evidence]:
         assert isinstance(item, dict)
@@ -238,6 +264,97 @@ def assert_vc2(credential: dict[str, Any]) -> None:
         item_types = item["type"] if isinstance(item["type"], list) else [item["type"]]
         assert set(item_types) <= defined
         assert set(item) <= defined
+    proof = credential["proof"]  # §2.1: secured by at least one securing mechanism
+    for item in proof if isinstance(proof, list) else [proof]:
+        assert item["type"] == "DataIntegrityProof"
+        assert set(item) <= DATA_INTEGRITY_PROOF_FIELDS
+        assert DATE_TIME_STAMP.fullmatch(item["created"])
+        assert ABSOLUTE_URI.fullmatch(item["verificationMethod"])
+
+
+def assert_node(node: dict[str, Any], defined: set[str]) -> None:
+    """Every key of a node object, and of the nodes within it, is a defined term."""
+    assert set(node) <= defined, set(node) - defined
+    if "id" in node:
+        assert ABSOLUTE_URI.fullmatch(node["id"])
+    for value in node.values():
+        if isinstance(value, dict):
+            assert_node(value, defined)
+
+
+# -- ecdsa-jcs-2019, verified apart from the exporter ----------------------------------------
+
+
+def base58btc_decode(text: str) -> bytes:
+    """Base58 with the Bitcoin alphabet (each leading "1" is a zero byte)."""
+    number = 0
+    for char in text:
+        number = number * 58 + BASE58_BTC.index(char)
+    zeros = len(text) - len(text.lstrip("1"))
+    return bytes(zeros) + number.to_bytes((number.bit_length() + 7) // 8, "big")
+
+
+def jcs(value: Any) -> bytes:
+    """RFC 8785 for the JSON these documents hold (strings, integers within IEEE 754's exact
+    range, booleans, lists, objects with ASCII keys): for those, sorted keys, no whitespace
+    and ECMAScript string escaping are what ``json.dumps`` gives."""
+
+    def check(item: Any) -> None:
+        assert not isinstance(item, float), "no floats: their JCS form is not Python's"
+        if isinstance(item, int) and not isinstance(item, bool):
+            assert abs(item) <= 2**53
+        if isinstance(item, dict):
+            assert all(key.isascii() for key in item)  # UTF-16 order is code point order
+            for inner in item.values():
+                check(inner)
+        if isinstance(item, list):
+            for inner in item:
+                check(inner)
+
+    check(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def did_key_public_key(verification_method: str) -> ec.EllipticCurvePublicKey:
+    """The P-256 key of a ``did:key:<multibase>#<multibase>`` verification method."""
+    did, _, fragment = verification_method.partition("#")
+    assert did == f"did:key:{fragment}"
+    assert fragment.startswith("z")  # multibase base58btc
+    raw = base58btc_decode(fragment[1:])
+    assert raw[:2] == P256_PUB
+    assert len(raw) == 2 + 33
+    assert raw[2] in (2, 3)  # a compressed point
+    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw[2:])
+
+
+def verify_ecdsa_jcs_2019(secured: dict[str, Any]) -> bool:
+    """The cryptosuite's Verify Proof algorithm on one secured document."""
+    unsecured = {k: v for k, v in secured.items() if k != "proof"}
+    config = {k: v for k, v in secured["proof"].items() if k != "proofValue"}
+    if config.get("type") != "DataIntegrityProof" or config.get("cryptosuite") != (
+        "ecdsa-jcs-2019"
+    ):
+        return False
+    if "@context" in config:
+        context = config["@context"]
+        if unsecured["@context"][: len(context)] != context:
+            return False
+        unsecured["@context"] = context
+    proof_value = secured["proof"]["proofValue"]
+    assert proof_value.startswith("z")
+    signature = base58btc_decode(proof_value[1:])
+    assert len(signature) == 64  # r || s
+    hash_data = hashlib.sha256(jcs(config)).digest() + hashlib.sha256(jcs(unsecured)).digest()
+    der = encode_dss_signature(
+        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    )
+    try:
+        did_key_public_key(config["verificationMethod"]).verify(
+            der, hash_data, ec.ECDSA(hashes.SHA256())
+        )
+    except InvalidSignature:
+        return False
+    return True
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -271,10 +388,30 @@ def _logs_of(w3: Web3, deployment: Deployment, tx_hash: str) -> list[Any]:
 def test_epcis_export_follows_epcis_2_and_cbv_2(world: AuditWorld, tmp_path: Path) -> None:
     committed = commit_sales(world)
     out = tmp_path / "epcis.jsonld"
-    result = export(world, "epcis", "--manifests", str(world.manifests), "--out", str(out))
+    report_file = tmp_path / "report.json"
+    result = export(
+        world, "epcis", "--manifests", str(world.manifests), "--out", str(out),
+        "--report", str(report_file),
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "wrote 2 commissioning and 6 retail_selling events" in result.stdout
-    assert "1 refunds not exported" in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [
+        "OK: batch-verified: 3 checked",
+        "OK: duplicate-receipt: 6 checked",
+        "OK: product-registered: 6 checked",
+    ]
+    assert "wrote 2 commissioning and 6 retail_selling events" in lines[3]
+    assert "1 refunds not exported" in lines[3]
+    written = json.loads(report_file.read_text())
+    assert written["format"] == "liveproof-audit-epcis/1"
+    assert (written["ok"], written["findings"]) == (True, [])
+    assert {name: (c["checked"], c["failed"]) for name, c in written["checks"].items()} == {
+        "batch-verified": (3, 0),
+        "duplicate-receipt": (6, 0),
+        "product-registered": (6, 0),
+    }
+    stats = written["stats"]
+    assert (stats["products"], stats["sales"], stats["refunds_left_out"]) == (2, 6, 1)
     events = assert_epcis_document(json.loads(out.read_text()))
 
     commissioning = [e for e in events if cbv_word(e["bizStep"], "bizStep") == "commissioning"]
@@ -371,10 +508,29 @@ def test_epcis_export_leaves_out_unverified_and_unregistered_sales(
         tamper=lambda rows: [{**rows[0], "quantity": 7}, *rows[1:]],
     )
     out = tmp_path / "epcis.json"
-    result = export(world, "epcis", "--manifests", str(world.manifests), "--out", str(out))
+    report_file = tmp_path / "report.json"
+    result = export(
+        world, "epcis", "--manifests", str(world.manifests), "--out", str(out),
+        "--report", str(report_file),
+    )  # fmt: skip
     assert result.exit_code == 1, result.output
-    assert f"batch 0x{tampered.hex()}" in result.stderr
-    assert f"sale 0x{stray.receipt_id.hex()} not exported" in result.stderr
+    block = world.w3.eth.block_number
+    assert result.stdout.splitlines()[:4] == [
+        f"FAIL: batch-verified batch 0x{tampered.hex()} (block {block}): a manifest that "
+        "rebuilds the committed root vs manifest does not rebuild root",
+        "OK: duplicate-receipt: 2 checked",
+        f"FAIL: product-registered sale 0x{stray.receipt_id.hex()}: a registered product (for "
+        f"its GTIN) vs unregistered product 0x{stray.product_id.hex()}",
+        "wrote 1 commissioning and 1 retail_selling events to "
+        f"{out} (chain {world.w3.eth.chain_id} up to block {block}; 0 refunds not exported); "
+        "the export is not complete",
+    ]
+    written = json.loads(report_file.read_text())
+    assert written["ok"] is False
+    assert [(f["check"], f["subject"]) for f in written["findings"]] == [
+        ("batch-verified", f"batch 0x{tampered.hex()} (block {block})"),
+        ("product-registered", f"sale 0x{stray.receipt_id.hex()}"),
+    ]
     events = assert_epcis_document(json.loads(out.read_text()))
     assert [cbv_word(e["bizStep"], "bizStep") for e in events] == [
         "commissioning",
@@ -385,7 +541,28 @@ def test_epcis_export_leaves_out_unverified_and_unregistered_sales(
 # -- Verifiable Credentials ------------------------------------------------------------------
 
 
-def test_credentials_follow_vc_data_model_2(world: AuditWorld, tmp_path: Path) -> None:
+@pytest.fixture
+def key_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The state directory the issuer key is kept in when ``--issuer-key`` is not given."""
+    home = tmp_path / "state"
+    home.mkdir()
+    monkeypatch.setattr(paths, "state_dir", lambda: home)
+    return home
+
+
+def _credentials(out: Path) -> dict[str, dict[str, Any]]:
+    """The credentials written into the directory ``out``, by endorsement id."""
+    found = [json.loads(f.read_text()) for f in sorted(out.glob("*.json"))]
+    return {c["credentialSubject"]["endorsementId"]: c for c in found}
+
+
+def _iso(timestamp: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def test_credentials_follow_vc_data_model_2_and_their_proofs_verify(
+    world: AuditWorld, tmp_path: Path, key_home: Path
+) -> None:
     a = world.accounts
     kept = world.endorse(unit_price=12_800)
     revoked = world.endorse(unit_price=9_900, room="room-2")
@@ -393,41 +570,256 @@ def test_credentials_follow_vc_data_model_2(world: AuditWorld, tmp_path: Path) -
     out = tmp_path / "credentials"
     result = export(world, "credentials", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert f"wrote 2 endorsement credentials to {out}" in result.stdout
-    files = sorted(out.glob("*.json"))
-    assert [f.stem for f in files] == sorted("0x" + e.hex() for e in (kept, revoked))
+    lines = result.stdout.splitlines()
+    issuer = re.fullmatch(r"issuer (did:key:z\w+) \(key (.+), made now\)", lines[0])
+    assert issuer is not None, lines[0]
+    assert issuer.group(2) == str(key_home / "credential-issuer-key.pem")
+    assert lines[1:3] == ["OK: credential-written: 2 checked", "OK: product-registered: 2 checked"]
+    assert lines[3].startswith(f"wrote 2 endorsement credentials to {out} (1 revoked; chain ")
+    credentials = _credentials(out)
+    assert credentials.keys() == {"0x" + e.hex() for e in (kept, revoked)}
     chain_id = world.w3.eth.chain_id
     registry = _registry(world)
-    for file in files:
-        credential = json.loads(file.read_text())
+    for endorsement_id, credential in credentials.items():
         assert_vc2(credential)
-        assert "proof" not in credential  # unsigned, as documented: the chain is the proof
-        assert credential["issuer"]["id"] == f"did:pkh:eip155:{chain_id}:{a.anchor.address}"
-        assert credential["issuer"]["name"] == "@tea-master-li"
+        assert verify_ecdsa_jcs_2019(credential)
+        assert credential["issuer"] == issuer.group(1)
+        proof = credential["proof"]
+        assert (proof["cryptosuite"], proof["proofPurpose"]) == (
+            "ecdsa-jcs-2019",
+            "assertionMethod",
+        )
+        assert proof["verificationMethod"].split("#")[0] == credential["issuer"]
         subject = credential["credentialSubject"]
-        endorsement = registry.endorsements[bytes.fromhex(subject["endorsementId"][2:])]
-        assert subject["id"] == f"https://id.gs1.org/01/{world.gtin:014d}"
-        assert subject["productId"] == "0x" + world.product_id.hex()
+        endorsement = registry.endorsements[bytes.fromhex(endorsement_id[2:])]
+        assert subject["id"] == f"did:pkh:eip155:{chain_id}:{a.anchor.address}"
+        assert subject["name"] == "@tea-master-li"
+        assert subject["endorsedProduct"] == {
+            "id": f"https://id.gs1.org/01/{world.gtin:014d}",
+            "productId": "0x" + world.product_id.hex(),
+            "gtin": f"{world.gtin:014d}",
+            "name": "Longjing 250 g",
+        }
         assert subject["sponsored"] is True
         assert subject["commissionBps"] == 1_500
         assert subject["promisedUnitPrice"] == str(endorsement.unit_price)
         assert subject["priceCurrency"] == "CNY"
-        assert credential["validFrom"] == time.strftime(
-            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(endorsement.valid_from)
-        )
-        assert credential["validUntil"] == time.strftime(
-            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(endorsement.valid_until)
-        )
-        assert ("revokedAt" in subject) == (endorsement.endorsement_id == revoked)
-        (evidence,) = credential["evidence"]
-        assert evidence["chainId"] == f"eip155:{chain_id}"
-        assert evidence["contract"] == world.deployment.address("AnchorRegistry")
-        logs = _logs_of(world.w3, world.deployment, evidence["transactionHash"])
-        recorded = [log for log in logs if log.name == "EndorsementRecorded"]
-        assert [log.args["endorsementId"] for log in recorded] == [endorsement.endorsement_id]
-        assert recorded[0].block_number == evidence["blockNumber"]
-    by_room = {json.loads(f.read_text())["credentialSubject"]["roomId"]: f.stem for f in files}
+        assert subject["termsValidFrom"] == _iso(endorsement.valid_from)
+        assert subject["termsValidUntil"] == _iso(endorsement.valid_until)
+        assert credential["validFrom"] == _iso(endorsement.valid_from)
+        recorded, *revocation = credential["evidence"]
+        assert recorded["chainId"] == f"eip155:{chain_id}"
+        assert recorded["contract"] == world.deployment.address("AnchorRegistry")
+        assert recorded["eventName"] == "EndorsementRecorded"
+        logs = _logs_of(world.w3, world.deployment, recorded["transactionHash"])
+        found = [log for log in logs if log.name == "EndorsementRecorded"]
+        assert [log.args["endorsementId"] for log in found] == [endorsement.endorsement_id]
+        assert found[0].block_number == recorded["blockNumber"]
+        if endorsement.endorsement_id == kept:
+            assert "revokedAt" not in subject
+            assert revocation == []
+            assert credential["validUntil"] == _iso(endorsement.valid_until)
+            continue
+        # Revoked: valid until the revocation, which the evidence names.
+        assert endorsement.revoked_at is not None
+        assert subject["revokedAt"] == credential["validUntil"] == _iso(endorsement.revoked_at)
+        (revoking,) = revocation
+        assert revoking["eventName"] == "EndorsementRevoked"
+        logs = _logs_of(world.w3, world.deployment, revoking["transactionHash"])
+        found = [log for log in logs if log.name == "EndorsementRevoked"]
+        assert [log.args["endorsementId"] for log in found] == [revoked]
+        assert found[0].block_number == revoking["blockNumber"]
+    by_room = {c["credentialSubject"]["roomId"]: eid for eid, c in credentials.items()}
     assert by_room["0x" + label_hash("room-2").hex()] == "0x" + revoked.hex()
+
+
+def test_a_changed_credential_no_longer_verifies(
+    world: AuditWorld, tmp_path: Path, key_home: Path
+) -> None:
+    world.endorse()
+    out = tmp_path / "credentials.json"
+    assert export(world, "credentials", "--out", str(out)).exit_code == 0
+    (credential,) = json.loads(out.read_text())
+    assert verify_ecdsa_jcs_2019(credential)
+    assert verify_proof(credential)
+    other = did_key_of(ec.generate_private_key(ec.SECP256R1()))
+    changes = {
+        "price": lambda c: c["credentialSubject"].update(promisedUnitPrice="1"),
+        "validity": lambda c: c.update(validUntil="2099-01-01T00:00:00Z"),
+        "evidence": lambda c: c["evidence"][0].update(blockNumber=1),
+        "issuer": lambda c: c.update(issuer=other),
+        "created": lambda c: c["proof"].update(created="2020-01-01T00:00:00Z"),
+        "key": lambda c: c["proof"].update(verificationMethod=f"{other}#{other[8:]}"),
+        "context": lambda c: c["proof"].update({"@context": [VC_V2_CONTEXT]}),
+    }
+    for name, change in changes.items():
+        changed = json.loads(json.dumps(credential))
+        change(changed)
+        assert not verify_ecdsa_jcs_2019(changed), name
+        assert not verify_proof(changed), name
+
+
+def did_key_of(key: ec.EllipticCurvePrivateKey) -> str:
+    """A key's did:key, built here: base58btc of the p256-pub varint and compressed point."""
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint
+    )
+    number = int.from_bytes(P256_PUB + point, "big")
+    digits = ""
+    while number:
+        number, digit = divmod(number, 58)
+        digits = BASE58_BTC[digit] + digits
+    return "did:key:z" + digits
+
+
+def test_the_multikey_encoding_matches_the_w3c_test_vector_key_pair() -> None:
+    # The P-256 key pair published with the W3C Data Integrity ECDSA Cryptosuites test vectors.
+    public = "zDnaepBuvsQ8cpsWrVKw8fbpGpvPeNSjVPTWoq6cRqaYzBKVP"
+    secret = base58btc_decode("42twTcNeSYcnqg1FLuSFs2bsGH3ZqbRHFmvS9XMsYhjxvHN")
+    assert secret[:2] == P256_PRIV
+    key = ec.derive_private_key(int.from_bytes(secret[2:], "big"), ec.SECP256R1())
+    assert multikey(key.public_key()) == public
+    assert did_key_of(key) == f"did:key:{public}"
+    assert did_key_public_key(f"did:key:{public}#{public}").public_numbers() == (
+        key.public_key().public_numbers()
+    )
+
+
+def test_the_issuer_key_is_made_once_and_reused(
+    world: AuditWorld, tmp_path: Path, key_home: Path
+) -> None:
+    world.endorse()
+    first = export(world, "credentials", "--out", str(tmp_path / "a.json"))
+    assert first.exit_code == 0, first.output
+    key_file = key_home / "credential-issuer-key.pem"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    did = did_key_of(key)
+    assert first.stdout.splitlines()[0] == f"issuer {did} (key {key_file}, made now)"
+    second = export(world, "credentials", "--out", str(tmp_path / "b.json"))
+    assert second.stdout.splitlines()[0] == f"issuer {did} (key {key_file})"
+    (credential,) = json.loads((tmp_path / "b.json").read_text())
+    assert credential["issuer"] == did
+
+
+def test_an_issuer_key_file_signs_and_other_keys_are_refused(
+    world: AuditWorld, tmp_path: Path, key_home: Path
+) -> None:
+    world.endorse()
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = tmp_path / "issuer.pem"
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    out = tmp_path / "c.json"
+    result = export(world, "credentials", "--out", str(out), "--issuer-key", str(pem))
+    assert result.exit_code == 0, result.output
+    (credential,) = json.loads(out.read_text())
+    assert credential["issuer"] == did_key_of(key)
+    assert verify_ecdsa_jcs_2019(credential)
+    assert not list(key_home.iterdir())  # no key made in the state directory
+    p384 = tmp_path / "p384.pem"
+    p384.write_bytes(
+        ec.generate_private_key(ec.SECP384R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    refused = export(world, "credentials", "--out", str(out), "--issuer-key", str(p384))
+    assert refused.exit_code == 2
+    assert "is not a P-256 (secp256r1) private key" in refused.stderr
+    missing = export(world, "credentials", "--out", str(out), "--issuer-key", str(tmp_path / "x"))
+    assert missing.exit_code == 2
+    assert "cannot read the issuer key" in missing.stderr
+
+
+def test_the_credentials_cursor_reads_new_blocks_and_applies_revocations(
+    world: AuditWorld, tmp_path: Path, key_home: Path
+) -> None:
+    first = world.endorse()
+    cursor = tmp_path / "credentials.cursor"
+
+    def run(name: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+        out, report_file = tmp_path / name, tmp_path / f"{name}.report.json"
+        result = export(
+            world, "credentials", "--out", str(out), "--cursor", str(cursor),
+            "--report", str(report_file),
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        return _credentials(out), json.loads(report_file.read_text())["stats"]
+
+    before, stats = run("one")
+    assert stats["scanned_from"] == world.deployment.start_block
+    assert stats["to_block"] == world.w3.eth.block_number
+    assert list(before) == ["0x" + first.hex()]
+    assert json.loads(cursor.read_text())["format"] == "liveproof-credentials-cursor/1"
+
+    world.revoke_endorsement(first)
+    second = world.endorse(room="room-2")
+    after, later = run("two")
+    # Only the blocks since the first run were read, yet every credential is written.
+    assert later["scanned_from"] == stats["to_block"] + 1
+    assert later["to_block"] == world.w3.eth.block_number
+    assert (later["endorsements"], later["revoked"]) == (2, 1)
+    assert after.keys() == {"0x" + first.hex(), "0x" + second.hex()}
+    revoked = after["0x" + first.hex()]
+    assert "revokedAt" not in before["0x" + first.hex()]["credentialSubject"]
+    assert revoked["validUntil"] == revoked["credentialSubject"]["revokedAt"]
+    assert [e["eventName"] for e in revoked["evidence"]] == [
+        "EndorsementRecorded",
+        "EndorsementRevoked",
+    ]
+    for credential in after.values():
+        assert_vc2(credential)
+        assert verify_ecdsa_jcs_2019(credential)
+    # The same documents as an export from scratch, proofs aside.
+    full = tmp_path / "full"
+    assert export(world, "credentials", "--out", str(full)).exit_code == 0
+    fresh = _credentials(full)
+
+    def unsecured(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return {k: {n: v for n, v in d.items() if n != "proof"} for k, d in docs.items()}
+
+    assert unsecured(after) == unsecured(fresh)
+    # Nothing new: nothing read, the same credentials.
+    again, last = run("three")
+    assert last["scanned_from"] == later["to_block"] + 1
+    assert unsecured(again) == unsecured(after)
+
+
+def test_an_endorsement_of_an_unregistered_product_is_a_fail(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    # The AnchorRegistry refuses such endorsements, so this state is built by hand.
+    anchor = "0x" + "ab" * 20
+    state = EndorsementState(ScanCursor(0))
+    listed = Product(os.urandom(32), anchor, 6_901_234_567_892, "Listed", 1, "0x" + "01" * 32)
+    state.registry.products[listed.product_id] = listed
+    for product_id in (listed.product_id, os.urandom(32)):
+        endorsement = Endorsement(
+            os.urandom(32), Web3.to_checksum_address(anchor), product_id, bytes(32), bytes(32),
+            False, 0, 100, b"CNY", 1_700_000_000, 1_800_000_000, 2, "0x" + "02" * 32,
+        )  # fmt: skip
+        state.registry.endorsements[endorsement.endorsement_id] = endorsement
+    key = IssuerKey(ec.generate_private_key(ec.SECP256R1()), tmp_path / "k.pem")
+    credentials, report = secured_credentials(
+        state, deployment, key, created="2026-01-01T00:00:00Z"
+    )
+    assert len(credentials) == 2
+    assert all(verify_ecdsa_jcs_2019(c) for c in credentials)
+    assert report.checked == {"credential-written": 2, "product-registered": 2}
+    (finding,) = report.findings
+    unknown = credentials[1]["credentialSubject"]
+    assert finding.check == "product-registered"
+    assert finding.subject == f"endorsement {unknown['endorsementId']}"
+    assert finding.found == f"unregistered product {unknown['endorsedProduct']['productId']}"
+    assert "id" not in unknown["endorsedProduct"]  # no GTIN, so no Digital Link
 
 
 def _registry(world: AuditWorld) -> Any:
@@ -436,14 +828,43 @@ def _registry(world: AuditWorld) -> Any:
     return read_registry(world.w3, world.deployment)
 
 
-def test_credentials_to_one_json_file(world: AuditWorld, tmp_path: Path) -> None:
+def test_credentials_to_one_json_file(world: AuditWorld, tmp_path: Path, key_home: Path) -> None:
     world.endorse()
     out = tmp_path / "credentials.json"
-    assert export(world, "credentials", "--out", str(out)).exit_code == 0
+    report_file = tmp_path / "report.json"
+    result = export(world, "credentials", "--out", str(out), "--report", str(report_file))
+    assert result.exit_code == 0, result.output
     credentials = json.loads(out.read_text())
     assert isinstance(credentials, list)
     assert len(credentials) == 1
     assert_vc2(credentials[0])
+    written = json.loads(report_file.read_text())
+    assert written["format"] == "liveproof-audit-credentials/1"
+    assert (written["ok"], written["findings"]) == (True, [])
+    assert {name: (c["checked"], c["failed"]) for name, c in written["checks"].items()} == {
+        "credential-written": (1, 0),
+        "product-registered": (1, 0),
+    }
+    assert written["stats"]["issuer"] == credentials[0]["issuer"]
+    assert written["stats"]["endorsements"] == 1
+
+
+def test_a_receipt_id_committed_twice_is_exported_once_and_fails(
+    world: AuditWorld, tmp_path: Path
+) -> None:
+    session = world.open_session()
+    sale = world.sale(session)
+    world.commit([sale, world.sale(session)])
+    again = world.commit([sale, world.sale(session, quantity=2)])
+    out = tmp_path / "epcis.json"
+    result = export(world, "epcis", "--manifests", str(world.manifests), "--out", str(out))
+    assert result.exit_code == 1, result.output
+    assert (
+        f"FAIL: duplicate-receipt receipt 0x{sale.receipt_id.hex()}: committed once vs "
+        f"committed again in batch 0x{again.hex()} (block {world.w3.eth.block_number})"
+    ) in result.stdout.splitlines()
+    events = assert_epcis_document(json.loads(out.read_text()))
+    assert len([e for e in events if e["bizStep"] == "retail_selling"]) == 3
 
 
 def test_exports_exit_2_on_unreachable_input(world: AuditWorld, tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """``liveproof report sales`` on a devnet: its numbers equal an independent count of what the
 test committed, by anchor, product, room and session, in CSV and JSON; the PNG is a real chart
-of sane size; a tampered manifest's batch is left out, named on stderr, and exits 1."""
+of sane size; the checks the figures rest on print as OK/FAIL lines and go into ``--report``:
+a tampered or missing manifest's batch and a repeated receipt id are FAIL lines and exit 1."""
 
 from __future__ import annotations
 
@@ -151,6 +152,10 @@ def test_json_rows_equal_an_independent_count(world: AuditWorld, tmp_path: Path,
     assert f"wrote {len(expected)} rows by {by} to {out} (json): 7 receipts in 3 verified" in (
         result.stdout
     )
+    assert result.stdout.splitlines()[:2] == [
+        "OK: batch-verified: 3 checked",
+        "OK: duplicate-receipt: 7 checked",
+    ]
 
 
 def test_labels_name_anchors_by_handle_and_products_by_name_and_gtin(
@@ -229,9 +234,13 @@ def test_a_tampered_manifests_batch_is_excluded_and_exits_1(
     result = report(world, out, "--by", "session")
     assert result.exit_code == 1, result.output
     root = "0x" + committed.tampered_root.hex()
-    assert f"warning: batch {root} (block " in result.stderr
-    assert "manifest does not rebuild root" in result.stderr
-    assert "the report is not complete" in result.stderr
+    block = world.w3.eth.block_number
+    assert (
+        f"FAIL: batch-verified batch {root} (block {block}): a manifest that rebuilds the "
+        "committed root vs manifest does not rebuild root"
+    ) in result.stdout.splitlines()
+    assert "OK: duplicate-receipt: 7 checked" in result.stdout
+    assert "not complete: 1 committed batches not counted" in result.stdout
     # The report is still written, without the tampered batch's sales.
     rows = json.loads(out.read_text())
     assert {row["key"]: row["units_sold"] for row in rows} == {
@@ -247,8 +256,9 @@ def test_a_missing_manifest_is_excluded_and_exits_1(world: AuditWorld, tmp_path:
     out = tmp_path / "sales.csv"
     result = report(world, out, "--by", "room")
     assert result.exit_code == 1, result.output
-    assert f"batch 0x{root.hex()} (block " in result.stderr
-    assert "not counted: no manifest" in result.stderr
+    assert f"FAIL: batch-verified batch 0x{root.hex()} (block " in result.stdout
+    assert result.stdout.splitlines()[0].endswith(": a manifest that rebuilds the committed "
+                                                  "root vs no manifest")  # fmt: skip
     assert sum(int(r["units_sold"]) for r in csv.DictReader(io.StringIO(out.read_text()))) == (
         sum(leaf.quantity for leaf in committed.leaves if leaf.kind == ReceiptKind.SALE)
     )
@@ -296,3 +306,83 @@ def test_the_cursor_file_resumes_and_adds_only_new_commits(
     other = report(world, tmp_path / "4.json", "--by", "product", "--cursor", str(cursor))
     assert other.exit_code == 2
     assert "not by product" in other.output
+
+
+def test_the_report_file_lists_checks_findings_and_figures(
+    world: AuditWorld, tmp_path: Path
+) -> None:
+    commit_sales(world)
+    audit = tmp_path / "report.json"
+    clean = report(world, tmp_path / "s.json", "--by", "anchor", "--report", str(audit))
+    assert clean.exit_code == 0, clean.output
+    written = json.loads(audit.read_text())
+    assert written["format"] == "liveproof-audit-sales/1"
+    assert (written["ok"], written["findings"]) == (True, [])
+    assert {name: (c["checked"], c["failed"]) for name, c in written["checks"].items()} == {
+        "batch-verified": (3, 0),
+        "duplicate-receipt": (7, 0),
+    }
+    assert all(c["asserts"] for c in written["checks"].values())
+    stats = written["stats"]
+    assert (stats["by"], stats["rows"], stats["batches"], stats["receipts"]) == ("anchor", 2, 3, 7)
+    assert (stats["skipped_batches"], stats["duplicates"]) == (0, 0)
+    assert stats["chain_id"] == world.w3.eth.chain_id
+    assert stats["to_block"] == world.w3.eth.block_number
+
+    session = world.open_session("live-9")
+    tampered = world.commit(
+        [world.sale(session), world.sale(session)],
+        tamper=lambda rows: [{**rows[0], "quantity": 50}, *rows[1:]],
+    )
+    failed = report(world, tmp_path / "s.json", "--by", "anchor", "--report", str(audit))
+    assert failed.exit_code == 1, failed.output
+    written = json.loads(audit.read_text())
+    assert written["ok"] is False
+    assert written["checks"]["batch-verified"]["checked"] == 4
+    assert written["checks"]["batch-verified"]["failed"] == 1
+    assert written["findings"] == [
+        {
+            "check": "batch-verified",
+            "subject": f"batch 0x{tampered.hex()} (block {world.w3.eth.block_number})",
+            "expected": "a manifest that rebuilds the committed root",
+            "found": "manifest does not rebuild root",
+        }
+    ]
+    assert written["stats"]["skipped_batches"] == 1
+
+
+def test_a_receipt_id_committed_twice_is_a_fail_and_counted_once(
+    world: AuditWorld, tmp_path: Path
+) -> None:
+    session = world.open_session()
+    sale = world.sale(session, quantity=3)
+    world.commit([sale, world.sale(session, quantity=1)])
+    again = world.commit([sale, world.sale(session, quantity=2)])
+    out = tmp_path / "sales.json"
+    result = report(world, out, "--by", "session", "--report", str(tmp_path / "r.json"))
+    assert result.exit_code == 1, result.output
+    assert "OK: batch-verified: 2 checked" in result.stdout
+    assert (
+        f"FAIL: duplicate-receipt receipt 0x{sale.receipt_id.hex()}: committed once vs "
+        f"committed again in batch 0x{again.hex()} (block {world.w3.eth.block_number})"
+    ) in result.stdout.splitlines()
+    (row,) = json.loads(out.read_text())
+    assert (row["units_sold"], row["orders"]) == (6, 3)  # the repeat counted once
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert written["checks"]["duplicate-receipt"] == {
+        "asserts": written["checks"]["duplicate-receipt"]["asserts"],
+        "checked": 4,
+        "failed": 1,
+    }
+    assert written["stats"]["duplicates"] == 1
+
+
+def test_chart_labels_shorten_addresses_and_ids_to_their_ends() -> None:
+    from chain.audit.sales_chart import bar_label
+
+    address = "0x14dC79964da2C08b23698B3D3cc7Ca32193d9955"
+    assert bar_label(f"@longjing-xiaomei ({address})") == "@longjing-xiaomei\n(0x14dC…9955)"
+    assert bar_label("0x" + "ab" * 32) == "0xabab…abab"
+    assert bar_label("Longjing 250 g (GTIN 06901234567892)") == (
+        "Longjing 250 g\n(GTIN 06901234567892)"
+    )
