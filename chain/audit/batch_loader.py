@@ -20,7 +20,7 @@ from typing import Final, TypeVar
 from chain.audit.manifests import ApiManifests, Leaves, ManifestError, ManifestSource, parse_leaves
 
 #: Batches loaded in the audit's own process before worker processes are started.
-POOL_AFTER: Final = 16
+POOL_AFTER: Final = 4
 
 T = TypeVar("T")
 

@@ -48,6 +48,18 @@ def _hex(value: bytes) -> str:
     return "0x" + value.hex()
 
 
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory in MB (Linux: since its program started, unlike
+    ``ru_maxrss``, which keeps what a forking parent held before ``exec``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 def _root_of(event: ChainEvent) -> bytes:
     """The root a ledger event committed (a single receipt's leaf is its own root)."""
     root: bytes = event.args["root"] if event.name == "BatchCommitted" else event.args["leaf"]
@@ -197,6 +209,7 @@ class ChainAudit:
             "seconds": round(elapsed, 4),
             "receipts_per_s": round(state.receipts / elapsed) if elapsed else None,
             "rpc_requests": reader.stats.requests + ledger.stats.requests,
+            "peak_rss_mb": peak_rss_mb(),
         }
         return report
 
