@@ -4,11 +4,14 @@ commands. Every test ends with ``audit chain`` and ``audit db`` clean."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -186,6 +189,16 @@ class FaultStack:
             for e in reader.iter_events(names=LEDGER_EVENTS)
         ]
 
+    def committed_receipt_ids(self) -> set[str]:
+        """Receipt ids the database marks committed."""
+        engine = make_engine(self.prepared.database_url, pool_size=1)
+        with Session(engine) as session:
+            ids = session.exec(
+                select(Receipt.receipt_id).where(col(Receipt.status) == "committed")
+            ).all()
+        engine.dispose()
+        return set(ids)
+
     def all_committed(self, total: int) -> bool:
         counts = self.counts()
         return counts.get("receipts_committed", 0) == total and "receipts_pending" not in counts
@@ -202,6 +215,78 @@ class FaultStack:
                 cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
             )  # fmt: skip
             assert done.returncode == 0, f"{' '.join(args[:2])}:\n{done.stdout}{done.stderr}"
+
+
+class BlackHoleProxy:
+    """A TCP proxy in front of the RPC node that can turn into a black hole: while ``hold``
+    is on, connections are accepted and requests read, but nothing is forwarded or answered,
+    so callers wait until their own timeout (a node that hangs, not one that refuses)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.holding = threading.Event()
+        self._held: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def hold(self) -> None:
+        """From now on, swallow every request."""
+        self.holding.set()
+
+    def release(self) -> None:
+        """Forward again; connections held so far are dropped (their callers gave up)."""
+        self.holding.clear()
+        for held in self._held:
+            with contextlib.suppress(OSError):
+                held.close()
+        self._held.clear()
+
+    def close(self) -> None:
+        self._closed = True
+        self.release()
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+        except OSError:
+            client.close()
+            return
+        threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+        self._pipe(client, upstream)
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if self.holding.is_set():
+                    self._held.append(source)
+                    while self.holding.is_set() and not self._closed:
+                        time.sleep(0.05)
+                    break  # released: drop this connection, the caller reconnects
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.close()
 
 
 def _alive(pid: int) -> bool:
