@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -50,8 +51,15 @@ def start_committer(state: AppState) -> tuple[Committer, threading.Thread]:
     return committer, thread
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the database must already be migrated (``liveproof db upgrade``)."""
+def create_served_app() -> FastAPI:
+    """The app as ``liveproof serve`` runs it in each uvicorn worker process."""
+    return create_app(freeze_gc=True)
+
+
+def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> FastAPI:
+    """Build the app; the database must already be migrated (``liveproof db upgrade``).
+    ``freeze_gc``: move what start-up built out of the collector's reach (a worker process
+    of its own; not in a test process, where it would keep every earlier test's garbage)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -63,6 +71,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.run_committer:
             committer, thread = start_committer(state)
             state.committer = committer
+        if freeze_gc:
+            # What start-up built lives as long as the process: keep it out of the
+            # collector's full passes, which otherwise walk it again and again under load.
+            gc.freeze()
         try:
             yield
         finally:

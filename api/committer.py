@@ -34,6 +34,7 @@ from web3 import Web3
 
 from api import failpoints
 from api.chain_gateway import ChainGateway, ChainLink
+from api.db import checkpoint
 from api.locks import LeaderLock
 from api.models import Batch, BatchStatus, Outbox, Receipt, ReceiptStatus
 from chain.contract_errors import BatchAlreadyCommitted, ReceiptAlreadyRecorded
@@ -294,7 +295,10 @@ class Committer:
                 state = link.ledger.batch(root_bytes)
                 tx_hash, block_number = self._find_commit_tx(link, root_bytes, state.block_number)
         self._wait_confirmations(link, block_number)
-        return self._record_commit(link, root, tx_hash, block_number)
+        committed = self._record_commit(link, root, tx_hash, block_number)
+        # The API workers leave SQLite's checkpoints to this process (api.db).
+        checkpoint(self.engine)
+        return committed
 
     def _wait_confirmations(self, link: ChainLink, block_number: int) -> None:
         while link.w3.eth.block_number < block_number + link.confirmations:

@@ -26,17 +26,29 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # SQLAlchemy issues BEGIN itself (see _sqlite_begin), so pysqlite must not.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    # WAL lets readers run beside the one writer; NORMAL sync is durable at checkpoints and
-    # safe against application crashes, which is what the outbox relies on.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+#: WAL pages after which a committing connection checkpoints (SQLite's default, 1,000).
+DEFAULT_AUTOCHECKPOINT = 1_000
+#: The API workers' threshold: checkpoints (which fsync, and run inside a writer's COMMIT, so
+#: under its write lock) are left to the committer, which runs them after each batch; this
+#: higher threshold is only a backstop should no committer run.
+WORKER_AUTOCHECKPOINT = 20_000
+
+
+def _sqlite_pragmas(autocheckpoint: int) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # SQLAlchemy issues BEGIN itself (see _sqlite_begin), so pysqlite must not.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers run beside the one writer; NORMAL sync is durable at checkpoints
+        # and safe against application crashes, which is what the outbox relies on.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
+        cursor.close()
+
+    return on_connect
 
 
 class _LockingConnection(sqlite3.Connection):
@@ -101,13 +113,32 @@ def _sqlite_begin(conn: Any) -> None:
         raise
 
 
+def checkpoint(engine: Engine) -> None:
+    """Copy SQLite's WAL into the database without waiting for, or blocking, anyone (PASSIVE);
+    nothing for PostgreSQL."""
+    if engine.dialect.name != "sqlite":
+        return
+    # Outside any transaction (a checkpoint cannot run inside one): the pooled DBAPI
+    # connection, in autocommit mode.
+    proxy = engine.raw_connection()
+    try:
+        dbapi = proxy.driver_connection
+        assert dbapi is not None
+        dbapi.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+    finally:
+        proxy.close()
+
+
 def writer(engine: Engine) -> Engine:
     """The same engine, but each transaction takes SQLite's write lock up front."""
     return engine.execution_options(sqlite_begin="IMMEDIATE")
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """A new engine for ``url`` with LiveProof's connection settings."""
+def make_engine(
+    url: str, *, pool_size: int = 10, autocheckpoint: int = DEFAULT_AUTOCHECKPOINT
+) -> Engine:
+    """A new engine for ``url`` with LiveProof's connection settings (SQLite: WAL, and a
+    checkpoint once ``autocheckpoint`` pages are in the WAL)."""
     sa_url = normalise_url(url)
     if is_sqlite(sa_url):
         engine = create_engine(
@@ -120,7 +151,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             pool_size=pool_size,
             max_overflow=pool_size,
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(autocheckpoint))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(sa_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)

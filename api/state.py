@@ -14,7 +14,7 @@ from api.auth import KeyVerifier
 from api.chain_gateway import ChainGateway
 from api.committer import Committer
 from api.config import Settings
-from api.db import make_engine, writer
+from api.db import WORKER_AUTOCHECKPOINT, make_engine, writer
 from api.ingest import ReceiptFactory, ReceiptWriter
 from api.lookups import Lookups
 from api.models import Outbox
@@ -61,7 +61,7 @@ class AppState:
 
 def build_state(settings: Settings) -> AppState:
     """Create engines, caches, the receipt writer and the (lazy) chain gateway."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, autocheckpoint=WORKER_AUTOCHECKPOINT)
     lookups = Lookups(engine)
     return AppState(
         settings=settings,

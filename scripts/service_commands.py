@@ -213,7 +213,7 @@ def _run_uvicorn(host: str, port: int, workers: int, log_level: str) -> None:
     import uvicorn
 
     uvicorn.run(
-        "api.app:create_app",
+        "api.app:create_served_app",
         factory=True,
         host=host,
         port=port,
@@ -254,6 +254,8 @@ def committer_command(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit")] = False,
 ) -> None:
     """Run the outbox committer alone (it waits while another process leads)."""
+    import os
+
     from api.chain_gateway import ChainGateway
     from api.committer import Committer
     from api.db import make_engine, writer
@@ -261,6 +263,10 @@ def committer_command(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = _settings()
+    if os.environ.get(PARENT_ENV):
+        # Started by serve: orders wait on the workers, never on this process, so on a busy
+        # machine the workers go first.
+        os.nice(5)
     with errors_as_exit_codes():
         upgrade(settings.database_url)
         engine = writer(make_engine(settings.database_url, pool_size=2))

@@ -263,9 +263,9 @@ class CountingCommitter(Committer):
         super().__init__(*args, **kwargs)
         self.passes: list[CommitResult] = []
 
-    def run_once(self) -> CommitResult:
+    def run_once(self, *, drain: bool = True) -> CommitResult:
         """One pass, remembered."""
-        result = super().run_once()
+        result = super().run_once(drain=drain)
         self.passes.append(result)
         return result
 
