@@ -84,6 +84,7 @@ def bench_soak(
         f"p99 {report.p99_ms} ms, max {report.max_ms} ms"
     )
     console.print(
-        f"RSS {report.rss_start_mb} MB -> {report.rss_end_mb} MB ({report.rss_growth_pct:+}%)  "
+        f"RSS {report.rss_start_mb} MB -> {report.rss_end_mb} MB ({report.rss_growth_pct:+}%; "
+        f"{report.rss_growth_after_warmup_pct:+}% after warm-up at {report.rss_warm_mb} MB)  "
         f"lost {report.lost}  duplicates {report.duplicates}  errors {report.errors}"
     )

@@ -27,5 +27,5 @@ def test_a_short_soak_loses_nothing_and_duplicates_nothing() -> None:
     assert report["errors"] == 0
     assert report["lost"] == 0
     assert report["duplicates"] == 0
-    assert report["rss_start_mb"] > 0
-    assert report["rss_end_mb"] > 0
+    # The server's memory was read from /proc at each point (all its processes).
+    assert min(report["rss_start_mb"], report["rss_warm_mb"], report["rss_end_mb"]) > 50
