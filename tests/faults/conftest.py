@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -30,6 +31,7 @@ from chain.connect import connect
 from chain.deploy import Deployment
 from chain.devnet import DevnetInfo, free_port, start_anvil, stop_anvil
 from chain.events import EventReader
+from chain.keys import ANVIL_DEV_KEYS
 from scripts.bench.harness import Prepared, prepare, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +74,23 @@ class FaultStack:
         self.server = start_server(
             self.prepared, self.port, workers=2, batch_interval=0.2, batch_size=64, extra_env=extra
         )
+
+    def committer_process(self) -> subprocess.Popen[bytes]:
+        """A ``liveproof committer`` of its own (as on another server), every 0.2 s."""
+        env = {
+            **os.environ,
+            "LIVEPROOF_DATABASE_URL": self.prepared.database_url,
+            "LIVEPROOF_RPC_URL": self.rpc_url,
+            "LIVEPROOF_DEPLOYMENTS_DIR": str(self.prepared.workdir),
+            "LIVEPROOF_RELAYER_KEY": ANVIL_DEV_KEYS[0],
+            "LIVEPROOF_BATCH_INTERVAL": "0.2",
+            "LIVEPROOF_BATCH_SIZE": "64",
+        }
+        with (self.prepared.workdir / "committers.log").open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "scripts.cli", "committer"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            )  # fmt: skip
 
     def crash(self) -> None:
         """SIGKILL ``serve``, its workers and its committer at once."""
@@ -308,10 +327,27 @@ def _state(pid: int) -> str:
         return "Z"
 
 
-@pytest.fixture
-def stack() -> Iterator[FaultStack]:
+@contextlib.contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """An empty PostgreSQL database of the test's own (dropped afterwards), on the server of
+    ``LIVEPROOF_TEST_DATABASE_URL``; skips the test when that is not set."""
+    admin = os.environ.get("LIVEPROOF_TEST_DATABASE_URL")
+    if not admin:
+        pytest.skip("LIVEPROOF_TEST_DATABASE_URL not set: PostgreSQL fault tests skipped")
+    name = f"liveproof_f_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{admin.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def fault_stack(database_url: str | None = None) -> Iterator[FaultStack]:
     """anvil keeping state in a file (dumped only on a clean stop), contracts deployed and
-    dumped, a SQLite database, keys; ``serve`` is started by the test."""
+    dumped, a database (SQLite unless given), keys; ``serve`` is started by the test."""
     with tempfile.TemporaryDirectory(prefix="liveproof-faults-") as tmp:
         work = Path(tmp)
         anvil_dir = work / "anvil"
@@ -321,7 +357,7 @@ def stack() -> Iterator[FaultStack]:
             port, state_file=state, state_interval=3600, run_dir=anvil_dir
         )
         try:
-            prepared = prepare(work, devnet)
+            prepared = prepare(work, devnet, database_url)
             # A clean stop dumps the state: from here on only a SIGKILL loses anything.
             stop_anvil(port, run_dir=anvil_dir)
             start_anvil(port, state_file=state, state_interval=3600, run_dir=anvil_dir)
@@ -330,3 +366,17 @@ def stack() -> Iterator[FaultStack]:
             fault.stop()
         finally:
             stop_anvil(port, run_dir=anvil_dir)
+
+
+@pytest.fixture
+def stack() -> Iterator[FaultStack]:
+    """A fault stack on SQLite."""
+    with fault_stack() as made:
+        yield made
+
+
+@pytest.fixture
+def pg_stack() -> Iterator[FaultStack]:
+    """A fault stack on a fresh PostgreSQL database (skipped without one)."""
+    with fresh_postgres_database() as url, fault_stack(url) as made:
+        yield made
