@@ -171,11 +171,7 @@ def test_an_endorsement_by_an_unregistered_signer_is_caught(
 ) -> None:
     """The real AnchorRegistry refuses such an endorsement, so a forged registry logs one."""
     forged, sender, file = _forged_registry(world, w3, accounts, tmp_path)
-    now = world.now()
-    terms = EndorsementTerms(
-        world.product_id, bytes(32), label_hash("room-1"), False, 0, 100,
-        currency_code("CNY"), now, now + 86_400,
-    )  # fmt: skip
+    terms = _day_terms(world)
     sender.transact(forged.functions.registerAnchor(accounts.anchor.address, "@registered"))
     sender.transact(
         forged.functions.endorseAs(accounts.anchor.address, os.urandom(32), terms.as_tuple())
@@ -190,6 +186,15 @@ def test_an_endorsement_by_an_unregistered_signer_is_caught(
     assert len(lines) == 1
     assert f"endorsement 0x{stranger_endorsement.hex()}" in lines[0]
     assert f"{accounts.stranger.address} a registered anchor vs not registered" in lines[0]
+
+
+def _day_terms(world: AuditWorld) -> EndorsementTerms:
+    """Terms of an unsponsored endorsement of the world's product, valid for a day."""
+    now = world.now()
+    return EndorsementTerms(
+        world.product_id, bytes(32), label_hash("room-1"), False, 0, 100,
+        currency_code("CNY"), now, now + 86_400,
+    )  # fmt: skip
 
 
 def _forged_registry(
@@ -215,11 +220,7 @@ def test_an_endorsement_after_the_anchor_was_removed_is_caught(
     world: AuditWorld, w3: Web3, accounts: Accounts, tmp_path: Path
 ) -> None:
     forged, sender, file = _forged_registry(world, w3, accounts, tmp_path)
-    now = world.now()
-    terms = EndorsementTerms(
-        world.product_id, bytes(32), label_hash("room-1"), False, 0, 100,
-        currency_code("CNY"), now, now + 86_400,
-    ).as_tuple()  # fmt: skip
+    terms = _day_terms(world).as_tuple()
     anchor = accounts.anchor.address
     before, after = os.urandom(32), os.urandom(32)
     sender.transact(forged.functions.registerAnchor(anchor, "@host"))
