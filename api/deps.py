@@ -10,6 +10,7 @@ from sqlmodel import Session, SQLModel
 
 from api.auth import Principal, forbidden
 from api.models import Role
+from api.problems import ProblemError
 from api.state import AppState
 
 
@@ -67,17 +68,60 @@ async def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+#: The roles each guard made by :func:`require` admits, so that who may call a route can be read
+#: from the route itself (see :func:`guard_roles`) instead of from a hand-kept list.
+_GUARD_ROLES: dict[object, frozenset[Role]] = {}
+
+
 def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that admits only keys with one of ``roles``."""
-    allowed = set(roles)
+    allowed = frozenset(roles)
 
     async def guard(principal: PrincipalDep) -> Principal:
         if principal.role not in allowed:
-            names = ", ".join(sorted(r.value for r in allowed))
-            raise forbidden(f"this needs a key with role {names}, not {principal.role.value}")
+            raise _wrong_role(allowed, principal)
         return principal
 
+    _GUARD_ROLES[guard] = allowed
     return guard
+
+
+def _wrong_role(allowed: frozenset[Role], principal: Principal) -> ProblemError:
+    names = ", ".join(sorted(r.value for r in allowed))
+    return forbidden(f"this needs a key with role {names}, not {principal.role.value}")
+
+
+def guard_roles(call: object) -> frozenset[Role] | None:
+    """The roles ``call`` admits if it is a guard made by :func:`require`, else None."""
+    return _GUARD_ROLES.get(call)
+
+
+def route_roles(route: object) -> frozenset[Role] | None:
+    """The roles a route's guard admits, from its dependencies; None when it has no guard."""
+    dependant = getattr(route, "dependant", None)
+    pending = [dependant] if dependant is not None else []
+    while pending:
+        current = pending.pop()
+        roles = guard_roles(current.call)
+        if roles is not None:
+            return roles
+        pending.extend(current.dependencies)
+    return None
+
+
+def key_problem(request: Request) -> ProblemError | None:
+    """For a request FastAPI refused before its dependencies ran (a body that does not parse):
+    the problem its key has (401 none or bad, 403 another role) when the route needs one, so
+    that a caller without the right key learns nothing past "authenticate first"; else None."""
+    roles = route_roles(request.scope.get("route"))
+    if roles is None:
+        return None
+    state: AppState = request.app.state.liveproof
+    try:
+        principal = state.keys.verify(request.headers.get("authorization"))
+    except ProblemError as exc:
+        return exc
+    return None if principal.role in roles else _wrong_role(roles, principal)
 
 
 AdminDep = Annotated[Principal, Depends(require(Role.ADMIN))]

@@ -150,6 +150,11 @@ def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 def _from_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    from api.deps import key_problem  # deps builds on this module
+
+    unauthorised = key_problem(request)
+    if unauthorised is not None:
+        return _from_problem(request, unauthorised)
     return _validation_problem(request, validation_errors(exc.errors()))
 
 

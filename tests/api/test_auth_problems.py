@@ -1,6 +1,9 @@
 """Every ingest endpoint refuses callers without a valid ingest key, and every refusal is an
 RFC 9457 problem that wrote nothing: no key, malformed and revoked keys, other roles,
-unknown fields, invalid JSON and bodies over the size limit."""
+unknown fields, invalid JSON and bodies over the size limit. Object-level: a key of the right
+role never reaches another key's room, session, sale or idempotent answer, nor another brand's
+or certifier's products, claims and attestations. (Every route against every role is in
+test_route_matrix.py.)"""
 
 from __future__ import annotations
 
@@ -13,16 +16,28 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from sqlmodel import Session
 from web3 import Web3
 
 from api.app import create_app
+from api.auth import create_key
 from api.config import Settings
 from api.db import make_engine
+from api.models import Role
+from chain import eip712
 from chain.actions import label_hash
 from chain.deploy import Deployment
 from tests.api.conftest import Keys, World
 from tests.api.test_ingest import RECORDING, assert_problem, row_counts
 from tests.api.test_orders import open_room_and_session, order
+from tests.api.test_registry import claim_body, product_body, register_brand, register_certifier
+from tests.api.test_route_matrix import (
+    Written,
+    assert_refused,
+    attestation_signed,
+    revocation_signed,
+)
+from tests.conftest import Accounts
 
 
 @dataclass(frozen=True)
@@ -329,3 +344,181 @@ def test_errors_outside_the_routes_are_problems_too(client: TestClient, keys: Ke
     assert_problem(client.get("/v1/no-such-thing"), 404, "not-found")
     assert_problem(client.delete("/v1/rooms", headers=keys.ingest), 405, "method-not-allowed")
     assert_problem(client.get("/v1/receipts/nope"), 404, "receipt-not-found")
+
+
+# ----------------------------------------------------------------------------- object level
+
+
+def _token(headers: dict[str, str]) -> str:
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+def test_another_ingest_key_reaches_none_of_a_rooms_objects(
+    client: TestClient,
+    keys: Keys,
+    world: World,
+    settings: Settings,
+    accounts: Accounts,
+    w3: Web3,
+) -> None:
+    """ingest2 against ingest's room, session, sale and refund, even reusing ingest's
+    Idempotency-Keys with ingest's very bodies: each is 404 as if it did not exist, no stored
+    answer of ingest's is replayed (it holds the buyer's salt), nothing is written."""
+    open_room_and_session(client, keys, world)
+    sale_body = order(world, buyer_ref="buyer-canary-1", order_ref="SO-canary-1")
+    sale = client.post(
+        "/v1/orders", json=sale_body, headers={**keys.ingest, "Idempotency-Key": "s"}
+    )
+    assert sale.status_code == 201, sale.text
+    refund_body = {"receipt_code": sale.json()["receipt_code"], "quantity": 1}
+    refund = client.post(
+        "/v1/refunds", json=refund_body, headers={**keys.ingest, "Idempotency-Key": "r"}
+    )
+    assert refund.status_code == 201, refund.text
+    secrets = [
+        _token(keys.ingest),
+        sale.json()["receipt_code"],
+        sale.json()["salt"],
+        refund.json()["receipt_code"],
+        "buyer-canary-1",
+        "Tea room",  # the room's name: ingest2's errors do not describe the room
+    ]
+    theirs = keys.ingest2
+    before = Written.take(settings, w3, accounts)
+
+    r = client.post("/v1/orders", json=sale_body, headers={**theirs, "Idempotency-Key": "s"})
+    assert_refused(r, 404, "room-not-found", secrets, "order, ingest's Idempotency-Key")
+    bulk = {"orders": [sale_body]}
+    r = client.post("/v1/orders/bulk", json=bulk, headers={**theirs, "Idempotency-Key": "b"})
+    assert r.status_code == 404, r.text
+    assert r.json()["type"] == "urn:liveproof:problem:room-not-found"
+    assert r.json()["order_index"] == 0
+    assert not [s for s in secrets if s in r.text]
+    r = client.post("/v1/refunds", json=refund_body, headers={**theirs, "Idempotency-Key": "r"})
+    # The sale's code was the caller's own input: only it may be echoed.
+    echoed = [s for s in secrets if s != refund_body["receipt_code"]]
+    assert_refused(r, 404, "receipt-not-found", echoed, "refund, ingest's Idempotency-Key")
+    r = client.post(
+        "/v1/sessions",
+        json={"session_id": "live-2", "room_id": "room-1", "anchor": world.anchor},
+        headers=theirs,
+    )
+    assert_refused(r, 404, "room-not-found", secrets, "open a session in ingest's room")
+    r = client.post(
+        "/v1/sessions/live-1/close",
+        json={"recording_hash": RECORDING, "displayed_sales": 0},
+        headers=theirs,
+    )
+    assert_refused(r, 404, "session-not-found", secrets, "close ingest's session")
+    assert client.get("/v1/rooms", headers=theirs).json() == []
+    assert Written.take(settings, w3, accounts) == before
+
+    # ingest's own retries still get ingest's answers.
+    again = client.post(
+        "/v1/orders", json=sale_body, headers={**keys.ingest, "Idempotency-Key": "s"}
+    )
+    assert again.content == sale.content
+
+
+def test_another_brand_key_reaches_none_of_a_brands_products_or_claims(
+    client: TestClient,
+    keys: Keys,
+    world: World,
+    settings: Settings,
+    accounts: Accounts,
+    w3: Web3,
+    deployment: Deployment,
+) -> None:
+    """brand2 (another registered brand) on the brand's product and claim: in the brand's name
+    403, in its own name 404 as if they did not exist; nothing written, no gas spent."""
+    brand, other = accounts.brand, accounts.stranger
+    register_brand(client, keys, other.address, "Other Co.")
+    claim = client.post(
+        "/v1/claims", json=claim_body(w3, deployment, brand, world.product_id), headers=keys.brand
+    )
+    assert claim.status_code == 201, claim.text
+    claim_id = claim.json()["claim_id"]
+    secrets = [_token(keys.brand), _token(keys.brand2)]
+    before = Written.take(settings, w3, accounts)
+    nonce = deployment.provenance(w3).nonce(brand.address)
+    theirs = keys.brand2
+
+    product = product_body(w3, deployment, brand, gtin="04006381333931", nonce=nonce)
+    r = client.post("/v1/products", json=product, headers=theirs)
+    assert_refused(r, 403, "forbidden", secrets, "a product in the brand's name")
+    in_its_name = claim_body(w3, deployment, brand, world.product_id, claim_type="grade")
+    r = client.post("/v1/claims", json=in_its_name, headers=theirs)
+    assert_refused(r, 403, "forbidden", secrets, "a claim in the brand's name")
+    own = claim_body(w3, deployment, other, world.product_id, claim_type="grade")
+    r = client.post("/v1/claims", json=own, headers=theirs)
+    assert_refused(r, 404, "product-not-found", secrets, "a claim on the brand's product")
+    url = f"/v1/claims/{claim_id}/revocation"
+    brands = revocation_signed(w3, deployment, brand, eip712.revoke_claim, claim_id, nonce)
+    r = client.post(url, json=brands, headers=theirs)
+    assert_refused(r, 403, "forbidden", secrets, "revoke with the brand's signature")
+    others = revocation_signed(
+        w3,
+        deployment,
+        other,
+        eip712.revoke_claim,
+        claim_id,
+        deployment.provenance(w3).nonce(other.address),
+    )
+    r = client.post(url, json=others, headers=theirs)
+    assert_refused(r, 404, "claim-not-found", secrets, "revoke the brand's claim")
+    assert Written.take(settings, w3, accounts) == before
+    assert not deployment.provenance(w3).claim(bytes.fromhex(claim_id[2:])).revoked
+
+
+def test_another_certifier_key_reaches_none_of_a_certifiers_attestations(
+    client: TestClient,
+    keys: Keys,
+    world: World,
+    settings: Settings,
+    accounts: Accounts,
+    w3: Web3,
+    deployment: Deployment,
+) -> None:
+    """A second registered certifier's key on the first one's attestation: in the first one's
+    name 403, in its own name 404 as if it did not exist; nothing written, no gas spent."""
+    lab, other = accounts.certifier, accounts.stranger
+    register_certifier(client, keys, lab.address)
+    register_certifier(client, keys, other.address)
+    engine = make_engine(settings.database_url, pool_size=1)
+    with Session(engine) as session:
+        _, token = create_key(session, role=Role.CERTIFIER, subject=other.address, label="lab2")
+    engine.dispose()
+    theirs = {"Authorization": f"Bearer {token}"}
+    claim = client.post(
+        "/v1/claims",
+        json=claim_body(w3, deployment, accounts.brand, world.product_id),
+        headers=keys.brand,
+    ).json()["claim_id"]
+    provenance = deployment.provenance(w3)
+    body = attestation_signed(w3, deployment, lab, claim, provenance.nonce(lab.address), "r1")
+    attested = client.post("/v1/attestations", json=body, headers=keys.certifier)
+    assert attested.status_code == 201, attested.text
+    attestation_id = attested.json()["attestation_id"]
+    secrets = [token, _token(keys.certifier)]
+    before = Written.take(settings, w3, accounts)
+    nonce = provenance.nonce(lab.address)
+
+    again = attestation_signed(w3, deployment, lab, claim, nonce, "r2")
+    r = client.post("/v1/attestations", json=again, headers=theirs)
+    assert_refused(r, 403, "forbidden", secrets, "attest in the certifier's name")
+    url = f"/v1/attestations/{attestation_id}/revocation"
+    labs = revocation_signed(w3, deployment, lab, eip712.revoke_attestation, attestation_id, nonce)
+    r = client.post(url, json=labs, headers=theirs)
+    assert_refused(r, 403, "forbidden", secrets, "revoke with the certifier's signature")
+    own = revocation_signed(
+        w3,
+        deployment,
+        other,
+        eip712.revoke_attestation,
+        attestation_id,
+        provenance.nonce(other.address),
+    )
+    r = client.post(url, json=own, headers=theirs)
+    assert_refused(r, 404, "attestation-not-found", secrets, "revoke the certifier's attestation")
+    assert Written.take(settings, w3, accounts) == before
+    assert not provenance.attestation(bytes.fromhex(attestation_id[2:])).revoked
