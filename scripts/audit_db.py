@@ -33,7 +33,7 @@ from api.models import Batch, Receipt
 from api.models.receipts import BatchStatus, ReceiptStatus
 from chain.audit.chain_audit import LEDGER_EVENTS, Progress
 from chain.audit.findings import AuditReport
-from chain.audit.state_files import read_state, unusable, write_state
+from chain.audit.state_files import check_resume_point, read_state, unusable, write_state
 from chain.clients.ledger import BatchState, SaleLedgerClient
 from chain.deploy import Deployment
 from chain.errors import ConfigurationError, LiveProofError, RpcUnavailableError
@@ -194,11 +194,7 @@ def scan_ledger(
     ``found``, saving it to ``cursor_file`` now and then and at the end."""
     reader = EventReader(w3, deployment, chunk_size=chunk_size, cursor=found.cursor)
     start, end = found.cursor.next_block, reader.latest_block()
-    if start > end + 1:
-        raise ConfigurationError(
-            f"the cursor resumes at block {start}, past the chain's latest block {end}: "
-            "was the chain reset? use another cursor file"
-        )
+    check_resume_point(start, end)
     step = None if progress is None else (lambda done, total: progress("ledger", done, total))
     saved = time.monotonic()
     try:

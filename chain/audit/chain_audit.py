@@ -27,7 +27,7 @@ from chain.audit.findings import CHAIN_CHECKS, AuditReport, Finding
 from chain.audit.manifests import Leaves, ManifestSource
 from chain.audit.receipt_index import DEFAULT_MEMORY_LIMIT, ReceiptIndex
 from chain.audit.registry import REGISTRY_EVENTS, Claim, Registry
-from chain.audit.state_files import check_scope, scope_of, unusable
+from chain.audit.state_files import check_resume_point, check_scope, scope_of, unusable
 from chain.deploy import Deployment
 from chain.events import ChainEvent, EventReader, ScanCursor
 
@@ -184,13 +184,15 @@ class ChainAudit:
         """Scan, check, and return the report."""
         started = time.perf_counter()
         reader = EventReader(self.w3, self.deployment, chunk_size=self.chunk_size)
-        end = reader.latest_block() if self.to_block is None else self.to_block
+        latest = reader.latest_block()
+        end = latest if self.to_block is None else self.to_block
         start = self.deployment.start_block
         self.registry = Registry.of(
             reader.iter_events(start, end, names=REGISTRY_EVENTS, progress=self._step("registry"))
         )
         state = LedgerState.open(self.cursor_file, self.deployment, memory_limit=self.memory_limit)
         try:
+            check_resume_point(state.cursor.next_block, latest)
             ledger = self._scan_ledger(state, end)
             report = AuditReport("chain", dict(CHAIN_CHECKS), Counter(state.checked))
             report.findings = list(state.findings)

@@ -27,7 +27,7 @@ from chain.audit.chain_audit import Progress
 from chain.audit.findings import AuditReport
 from chain.audit.manifests import ManifestSource
 from chain.audit.registry import Registry
-from chain.audit.state_files import read_state, unusable, write_state
+from chain.audit.state_files import check_resume_point, read_state, unusable, write_state
 from chain.audit.verified import SkippedBatch, VerifiedBatch, read_registry, verified_batches
 from chain.deploy import Deployment
 from chain.errors import ConfigurationError
@@ -340,10 +340,12 @@ def sales_report(
 
     With ``cursor_file`` the tallies and the scan position are kept there: a later run with
     the same file reads only the commits made since."""
-    end = int(w3.eth.block_number) if to_block is None else to_block
+    latest = int(w3.eth.block_number)
+    end = latest if to_block is None else to_block
     registry = read_registry(w3, deployment, to_block=end, chunk_size=chunk_size, progress=progress)
     if cursor_file is not None and cursor_file.exists():
         state = SalesState.load(cursor_file, by, deployment)
+        check_resume_point(state.cursor.next_block, latest)
     else:
         state = SalesState(by, ScanCursor(deployment.start_block))
     left_out: list[SkippedBatch] = []

@@ -65,3 +65,14 @@ def check_scope(path: Path, scope: Any, deployment: Deployment) -> None:
 def unusable(path: Path, exc: Exception) -> ConfigurationError:
     """The error for a state file whose fields do not parse."""
     return ConfigurationError(f"{path} is not a usable cursor file: {exc!r}")
+
+
+def check_resume_point(next_block: int, latest_block: int) -> None:
+    """Raise ConfigurationError when a cursor resumes past the chain's latest block: the chain
+    was reset (a devnet's contract addresses repeat, so the deployment check cannot tell), and
+    the cursor's tallies describe a chain that is gone."""
+    if next_block > latest_block + 1:
+        raise ConfigurationError(
+            f"the cursor resumes at block {next_block}, past the chain's latest block "
+            f"{latest_block}: was the chain reset? use another cursor file"
+        )

@@ -19,7 +19,7 @@ from web3 import Web3
 
 from chain.audit.chain_audit import Progress
 from chain.audit.registry import Endorsement, Product, Registry
-from chain.audit.state_files import read_state, unusable, write_state
+from chain.audit.state_files import check_resume_point, read_state, unusable, write_state
 from chain.deploy import Deployment
 from chain.events import ChainEvent, EventReader, ScanCursor
 
@@ -129,8 +129,10 @@ def scan_endorsements(
     """Fold the events from ``state``'s cursor up to ``to_block`` (default: the latest block)
     into ``state``; the first and last block read."""
     reader = EventReader(w3, deployment, chunk_size=chunk_size, cursor=state.cursor)
-    end = reader.latest_block() if to_block is None else to_block
+    latest = reader.latest_block()
+    end = latest if to_block is None else to_block
     start = state.cursor.next_block
+    check_resume_point(start, latest)
     steps: Callable[[int, int], None] | None = None
     if progress is not None:
         steps = lambda done, last: progress("registry", done, last)  # noqa: E731

@@ -38,7 +38,7 @@ from chain.audit.findings import AuditReport
 from chain.audit.manifests import ManifestSource
 from chain.audit.registry import Product, Registry
 from chain.audit.sales_report import BATCH_CHECKS, RepeatedReceipt, add_batch_findings
-from chain.audit.state_files import read_state, unusable, write_state
+from chain.audit.state_files import check_resume_point, read_state, unusable, write_state
 from chain.audit.verified import SkippedBatch, VerifiedBatch, read_registry, verified_batches
 from chain.deploy import Deployment
 from chain.events import ScanCursor
@@ -290,11 +290,13 @@ def epcis_export(
 
     With ``cursor_file`` each run writes only what earlier runs with the same file did not:
     products registered and sales committed since (an incremental capture)."""
-    end = int(w3.eth.block_number) if to_block is None else to_block
+    latest = int(w3.eth.block_number)
+    end = latest if to_block is None else to_block
     registry = read_registry(w3, deployment, to_block=end, chunk_size=chunk_size, progress=progress)
     block_time = _BlockTimes(w3)
     if cursor_file is not None and cursor_file.exists():
         state = EpcisCursor.load(cursor_file, deployment)
+        check_resume_point(state.cursor.next_block, latest)
     else:
         state = EpcisCursor(ScanCursor(deployment.start_block))
     events = _product_events(registry, deployment, block_time, state.products)

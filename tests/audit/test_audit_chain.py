@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import threading
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from typer.testing import CliRunner, Result
 from web3 import Web3
 
@@ -594,3 +597,55 @@ def test_an_api_gone_while_workers_load_exits_2(
     )
     assert result.exit_code == 2, result.output
     assert "cannot reach the API at http://127.0.0.1:9" in result.stderr
+
+
+def _move_cursor(path: Path, next_block: int) -> None:
+    """Set a cursor's resume block: audit chain's (SQLite) or the JSON ones."""
+    if path.read_bytes().startswith(b"SQLite format 3"):
+        with sqlite3.connect(path) as db:
+            (state,) = db.execute("SELECT value FROM meta WHERE key = 'state'").fetchone()
+            data = {**json.loads(state), "next_block": next_block}
+            db.execute("UPDATE meta SET value = ? WHERE key = 'state'", (json.dumps(data),))
+        return
+    data = {**json.loads(path.read_text()), "next_block": next_block}
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["audit", "chain"],
+        ["report", "sales", "--out", "{tmp}/sales.json"],
+        ["export", "epcis", "--out", "{tmp}/epcis.json"],
+        ["export", "credentials", "--out", "{tmp}/vc.json", "--issuer-key", "{tmp}/key.pem"],
+    ],
+    ids=["audit-chain", "report-sales", "export-epcis", "export-credentials"],
+)
+def test_a_cursor_from_a_chain_that_was_reset_is_refused(
+    world: AuditWorld, tmp_path: Path, command: list[str]
+) -> None:
+    """A devnet started afresh has the same contract addresses, so only the blocks tell: a
+    cursor resuming past the chain's latest block must not report its old tallies as a
+    clean result."""
+    clean_sales(world)
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    args = [a.replace("{tmp}", str(tmp_path)) for a in command]
+    if command[0] != "export" or command[1] != "credentials":
+        args += ["--manifests", str(world.manifests)]
+    rpc = world.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    dep = deployment_path(world.deployment.chain_id, _deployments_dir(world))
+    cursor = tmp_path / "run.cursor"
+    base = [*args, "--rpc", rpc, "--deployment", str(dep), "--cursor", str(cursor)]
+    first = runner.invoke(app, base)
+    assert first.exit_code == 0, first.output
+    _move_cursor(cursor, world.w3.eth.block_number + 50)
+    again = runner.invoke(app, base)
+    assert again.exit_code == 2, again.output
+    assert "past the chain's latest block" in again.stderr
