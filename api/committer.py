@@ -110,8 +110,6 @@ class Committer:
         self.leader = LeaderLock(engine, name)
         self._reconciled = False
         self._head: int | None = None
-        #: Receipts in the batch :meth:`seal_batch` sealed last.
-        self.last_sealed = 0
         self._stop = threading.Event()
         self._wake = threading.Event()
 
@@ -185,11 +183,12 @@ class Committer:
                 root = self.seal_batch(partial=drain or partial_left)
                 if root is None:
                     break
-                if self.last_sealed < self.batch_size:
-                    partial_left = False
                 failpoints.hit("committer.after_seal")
                 sealed += 1
-                receipts += self.commit_sealed(link, root)
+                in_batch = self.commit_sealed(link, root)
+                receipts += in_batch
+                if in_batch < self.batch_size:
+                    partial_left = False
                 committed += 1
         except BaseException:
             # A batch this pass sealed may be left uncommitted: the next pass reconciles first.
@@ -203,8 +202,7 @@ class Committer:
         """Move up to ``batch_size`` outbox receipts into a new sealed batch; its root or None.
 
         Receipts flagged ``immediate`` are sealed alone (recorded with ``recordReceipt``), and
-        always. Others only fill a whole batch unless ``partial``. :attr:`last_sealed` is the
-        number of receipts sealed."""
+        always. Others only fill a whole batch unless ``partial``."""
         with self.engine.begin() as conn:
             # SKIP LOCKED (PostgreSQL; SQLite's writers queue at BEGIN): a leader that lost its
             # lock mid-pass may still be sealing, and must not claim the same receipts.
@@ -251,7 +249,6 @@ class Committer:
                 update(Receipt).where(col(Receipt.receipt_id).in_(ids)).values(batch_root=root)
             )
             conn.execute(delete(Outbox).where(col(Outbox.receipt_id).in_(ids)))
-        self.last_sealed = len(rows)
         return root
 
     def _leaf_rows(self, conn: Connection, ids: list[str]) -> list[Any]:

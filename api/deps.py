@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
+from fastapi.dependencies.models import Dependant
 from sqlmodel import Session, SQLModel
 
 from api.auth import Principal, forbidden
@@ -96,16 +97,22 @@ def guard_roles(call: object) -> frozenset[Role] | None:
     return _GUARD_ROLES.get(call)
 
 
+def dependants(dependant: Dependant) -> Iterator[Dependant]:
+    """``dependant`` and every dependency under it, depth first."""
+    yield dependant
+    for sub in dependant.dependencies:
+        yield from dependants(sub)
+
+
 def route_roles(route: object) -> frozenset[Role] | None:
     """The roles a route's guard admits, from its dependencies; None when it has no guard."""
     dependant = getattr(route, "dependant", None)
-    pending = [dependant] if dependant is not None else []
-    while pending:
-        current = pending.pop()
+    if dependant is None:
+        return None
+    for current in dependants(dependant):
         roles = guard_roles(current.call)
         if roles is not None:
             return roles
-        pending.extend(current.dependencies)
     return None
 
 

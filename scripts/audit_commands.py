@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from chain.audit.receipt_index import DEFAULT_MEMORY_LIMIT
 from scripts.audit_contracts import audit_contracts_command
 from scripts.audit_options import (
     ApiUrl,
@@ -49,7 +50,7 @@ def audit_chain_command(
             min=1,
             help="Receipt ids kept in memory (about 130 bytes each); older ones go to disk",
         ),
-    ] = 250_000,
+    ] = DEFAULT_MEMORY_LIMIT,
     jobs: Annotated[
         int | None,
         typer.Option("--jobs", min=1, help="Processes reading manifests (default: one per CPU)"),

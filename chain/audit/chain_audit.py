@@ -11,7 +11,6 @@ resumable and incremental: a later run with the same file reads only the commits
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections import Counter
@@ -27,7 +26,7 @@ from chain.audit.findings import CHAIN_CHECKS, AuditReport, Finding
 from chain.audit.manifests import Leaves, ManifestSource
 from chain.audit.receipt_index import DEFAULT_MEMORY_LIMIT, ReceiptIndex
 from chain.audit.registry import REGISTRY_EVENTS, Claim, Registry
-from chain.audit.state_files import check_resume_point, check_scope, scope_of, unusable
+from chain.audit.state_files import check_resume_point, parse_state, state_json, unusable
 from chain.deploy import Deployment
 from chain.events import ChainEvent, EventReader, ScanCursor
 
@@ -100,8 +99,6 @@ class LedgerState:
     def save(self, deployment: Deployment) -> None:
         """Checkpoint the scan into the cursor file: index and state in one transaction."""
         state = {
-            "format": _FORMAT,
-            "scope": scope_of(deployment),
             "next_block": self.cursor.next_block,
             "next_log_index": self.cursor.next_log_index,
             "checked": dict(self.checked),
@@ -111,7 +108,7 @@ class LedgerState:
             "batches": self.batches,
             "receipts": self.receipts,
         }
-        self.index.checkpoint(json.dumps(state, separators=(",", ":"), ensure_ascii=False))
+        self.index.checkpoint(state_json(_FORMAT, state, deployment))
 
     @classmethod
     def open(cls, path: Path | None, deployment: Deployment, *, memory_limit: int) -> LedgerState:
@@ -124,13 +121,7 @@ class LedgerState:
         if saved is None:
             return cls(ScanCursor(deployment.start_block), index)
         assert path is not None
-        try:
-            data = json.loads(saved)
-        except ValueError as exc:
-            raise unusable(path, exc) from None
-        if not isinstance(data, dict) or data.get("format") != _FORMAT:
-            raise unusable(path, ValueError(f"not {_FORMAT}"))
-        check_scope(path, data.get("scope"), deployment)
+        data = parse_state(saved, path, _FORMAT, deployment)
         try:
             return cls(
                 cursor=ScanCursor(int(data["next_block"]), int(data["next_log_index"])),
@@ -265,8 +256,8 @@ class ChainAudit:
             return
         state.checked["batch-count"] += 1
         state.checked["batch-root"] += 1
-        if len(leaves.receipt_id) != count:
-            fail("batch-count", f"{count} leaves", len(leaves.receipt_id))
+        if len(leaves) != count:
+            fail("batch-count", f"{count} leaves", len(leaves))
         if rebuilt != root:
             # The manifest is not what was committed: none of its leaves is proven.
             fail("batch-root", _hex(root), _hex(rebuilt))
@@ -357,8 +348,8 @@ class ChainAudit:
                             f"expired at {claim.valid_until}, ordered at {at}",
                         )
                     )  # fmt: skip
-        state.receipts += len(leaves.receipt_id)
-        checked["duplicate-receipt"] += len(leaves.receipt_id)
+        state.receipts += len(leaves)
+        checked["duplicate-receipt"] += len(leaves)
         checked["order-in-session"] += n_sales
         checked["sale-claims"] += n_sales
         checked["sale-endorsement"] += n_endorsed

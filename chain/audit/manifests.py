@@ -120,7 +120,8 @@ class Leaves:
     hashes: list[bytes]
 
     def __len__(self) -> int:
-        return len(self.hashes)
+        # receipt_id, not hashes: a batch loader may drop the columns an audit does not read.
+        return len(self.receipt_id)
 
     def rows(self) -> Iterator[tuple[Any, ...]]:
         """Each leaf's values in leaf v1 order (without its hash)."""

@@ -4,11 +4,10 @@ SQLite file behind a fixed-size Bloom filter.
 ``audit chain`` must know every earlier receipt id to catch a duplicate or match a refund to
 its sale, however long the chain. Keeping them all in memory grows by about 130 bytes per
 receipt; here at most ``memory_limit`` entries stay in memory (half in the dict being filled,
-half being written to disk by a background thread), the rest is on disk.
-A receipt id is random (or a hash), so three 8-byte slices of it index the Bloom filter with no
-further hashing (numpy, a batch of ids at a time); only ids the filter may hold are looked up
-on disk. Memory is then the dict's bound plus 16 MiB, whatever the number of receipts or
-batches already checked.
+half being written to disk by a background thread), the rest is on disk. Only ids the Bloom
+filter (:mod:`chain.audit.bloom`, made at the first spill) may hold are looked up on disk.
+Memory is then the dict's bound plus 16 MiB, whatever the number of receipts or batches
+already checked.
 
 With a file (``--cursor``) the index is also the audit's resume point: :meth:`checkpoint`
 writes the pending entries and the caller's state in one SQLite transaction, so a crash leaves
@@ -22,20 +21,14 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    from chain.audit.bloom import BlockedBloom
+
 
 #: Entries kept in memory before they are written to disk (about 130 bytes each).
 DEFAULT_MEMORY_LIMIT: Final = 250_000
-#: Bloom filter of the ids on disk: 2**27 bits (16 MiB), three probes in one block. About 1%
-#: false positives at ten million ids on disk; more beyond, which costs lookups, never
-#: correctness.
-_BLOOM_BITS: Final = 1 << 27
-#: 64-byte blocks (one cache line each), 512 bits.
-_BLOCK_BYTES: Final = 64
-_BLOCK_MASK: Final = np.uint64(_BLOOM_BITS // 8 // _BLOCK_BYTES - 1)
 #: Ids per ``IN (...)`` query (well under SQLite's parameter limit).
 _QUERY_CHUNK: Final = 500
 _REFUNDED: Final = 1 << 32
@@ -47,43 +40,6 @@ _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS refunds (id BLOB PRIMARY KEY) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
-
-
-class _Bloom:
-    """A fixed-size, blocked Bloom filter over 32-byte random ids, a batch of ids at a time.
-
-    Blocked: an id's three bits lie in one 64-byte block (the first 8 bytes of the id choose
-    the block, the next 8 the bits), so a lookup touches one cache line instead of three in
-    16 MiB; numpy does each batch's ids at once."""
-
-    def __init__(self) -> None:
-        self.bits = np.zeros(_BLOOM_BITS // 8, dtype=np.uint8)
-
-    @staticmethod
-    def _probes(ids: Sequence[bytes]) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8]]:
-        """(byte index, bit mask) of the three probes of each id, one row per id."""
-        words = np.frombuffer(b"".join(ids), dtype="<u8").reshape(-1, 4)
-        block = (words[:, 0] & _BLOCK_MASK) * np.uint64(_BLOCK_BYTES)
-        spread = words[:, 1]
-        bits = np.stack([(spread >> np.uint64(9 * i)) & np.uint64(511) for i in range(3)], 1)
-        index = block[:, None] + (bits >> np.uint64(3))
-        mask = np.uint8(1) << (bits & np.uint64(7)).astype(np.uint8)
-        return index, mask
-
-    def add_all(self, ids: Sequence[bytes]) -> None:
-        if not ids:
-            return
-        index, mask = self._probes(ids)
-        np.bitwise_or.at(self.bits, index.ravel(), mask.ravel())
-
-    def may_hold(self, ids: Sequence[bytes]) -> list[bool]:
-        """For each id, whether the filter may hold it (False: certainly not)."""
-        if not ids:
-            return []
-        index, mask = self._probes(ids)
-        hit = (self.bits[index] & mask) != 0
-        found: list[bool] = hit.all(axis=1).tolist()
-        return found
 
 
 class ReceiptIndex:
@@ -104,12 +60,11 @@ class ReceiptIndex:
         self._spilling_refunds: set[bytes] = set()
         self._spiller: threading.Thread | None = None
         self._spill_error: BaseException | None = None
-        self._lock = threading.Lock()  # one statement on the connection at a time
         self._db: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._target = Path()
-        self._bloom: _Bloom | None = None
+        self._bloom: BlockedBloom | None = None
         if path is not None and path.exists():
             self._open()
             self._load_bloom()
@@ -150,9 +105,12 @@ class ReceiptIndex:
             while chunk := rows.fetchmany(50_000):
                 self._bloom_for_disk().add_all([row[0] for row in chunk])
 
-    def _bloom_for_disk(self) -> _Bloom:
+    def _bloom_for_disk(self) -> BlockedBloom:
         if self._bloom is None:
-            self._bloom = _Bloom()
+            # Imported here: numpy (and 16 MiB) only for audits that ever spill to disk.
+            from chain.audit.bloom import BlockedBloom
+
+            self._bloom = BlockedBloom()
         return self._bloom
 
     @property
@@ -162,16 +120,17 @@ class ReceiptIndex:
 
     def _write(self, sales: dict[bytes, int], refunds: set[bytes]) -> None:
         """Insert entries (within the caller's transaction when there is one)."""
+        # The writing connection is used by one thread at a time: a spill is joined before the
+        # next one, and before a checkpoint writes.
         db = self._open()
-        with self._lock:
-            own = not db.in_transaction
-            if own:
-                db.execute("BEGIN")
-            # In key order: B-tree pages are then filled one after another.
-            db.executemany("INSERT OR REPLACE INTO sales VALUES (?, ?)", sorted(sales.items()))
-            db.executemany("INSERT OR IGNORE INTO refunds VALUES (?)", [(r,) for r in refunds])
-            if own:
-                db.execute("COMMIT")
+        own = not db.in_transaction
+        if own:
+            db.execute("BEGIN")
+        # In key order: B-tree pages are then filled one after another.
+        db.executemany("INSERT OR REPLACE INTO sales VALUES (?, ?)", sorted(sales.items()))
+        db.executemany("INSERT OR IGNORE INTO refunds VALUES (?)", [(r,) for r in refunds])
+        if own:
+            db.execute("COMMIT")
 
     def _wait_for_spill(self) -> None:
         """Let a background write finish; raise what it raised."""

@@ -21,16 +21,33 @@ def scope_of(deployment: Deployment) -> dict[str, Any]:
     }
 
 
-def write_state(path: Path, fmt: str, data: dict[str, Any], deployment: Deployment) -> None:
-    """Write ``data`` tagged with ``fmt`` and ``deployment``'s scope to ``path``; a crash leaves
-    the old file or the new."""
-    tmp = path.with_name(path.name + ".tmp")
-    payload = json.dumps(
+def state_json(fmt: str, data: dict[str, Any], deployment: Deployment) -> str:
+    """``data`` as JSON, tagged with ``fmt`` and ``deployment``'s scope."""
+    return json.dumps(
         {"format": fmt, "scope": scope_of(deployment), **data},
         separators=(",", ":"),
         ensure_ascii=False,
     )
-    tmp.write_text(payload, encoding="utf-8")
+
+
+def parse_state(text: str, path: Path, fmt: str, deployment: Deployment) -> dict[str, Any]:
+    """The data of :func:`state_json` output of format ``fmt`` for ``deployment`` (read from
+    ``path``, named in errors); raises ConfigurationError otherwise."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"{path} is not a usable cursor file: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise ConfigurationError(f"{path} is not a usable cursor file: not {fmt}")
+    check_scope(path, data.get("scope"), deployment)
+    return data
+
+
+def write_state(path: Path, fmt: str, data: dict[str, Any], deployment: Deployment) -> None:
+    """Write ``data`` tagged with ``fmt`` and ``deployment``'s scope to ``path``; a crash leaves
+    the old file or the new."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(state_json(fmt, data, deployment), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -38,13 +55,10 @@ def read_state(path: Path, fmt: str, deployment: Deployment) -> dict[str, Any]:
     """The data of a state file of format ``fmt`` written for ``deployment``; raises
     ConfigurationError otherwise."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
         raise ConfigurationError(f"{path} is not a usable cursor file: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != fmt:
-        raise ConfigurationError(f"{path} is not a usable cursor file: not {fmt}")
-    check_scope(path, data.get("scope"), deployment)
-    return data
+    return parse_state(text, path, fmt, deployment)
 
 
 def check_scope(path: Path, scope: Any, deployment: Deployment) -> None:

@@ -46,6 +46,15 @@ class Stack:
     workdir: Path
     server: subprocess.Popen[bytes]
 
+    def cli_env(self) -> dict[str, str]:
+        """The environment for a ``liveproof`` command run beside this stack's service."""
+        return {
+            **os.environ,
+            "LIVEPROOF_DATABASE_URL": self.database_url,
+            "LIVEPROOF_RPC_URL": self.devnet.rpc_url,
+            "LIVEPROOF_DEPLOYMENTS_DIR": str(self.workdir),
+        }
+
 
 def _wait_healthy(base_url: str, server: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
@@ -97,6 +106,20 @@ def prepare(workdir: Path, devnet: DevnetInfo, database_url: str | None = None) 
     return Prepared(workdir, database_url, devnet, ingest, admin, catalogue)
 
 
+def service_env(
+    prepared: Prepared, *, batch_interval: float = 1.0, batch_size: int = 1_024
+) -> dict[str, str]:
+    """The ``LIVEPROOF_*`` settings of a service (or a command run beside it) on ``prepared``."""
+    return {
+        "LIVEPROOF_DATABASE_URL": prepared.database_url,
+        "LIVEPROOF_RPC_URL": prepared.devnet.rpc_url,
+        "LIVEPROOF_DEPLOYMENTS_DIR": str(prepared.workdir),
+        "LIVEPROOF_RELAYER_KEY": ANVIL_DEV_KEYS[0],
+        "LIVEPROOF_BATCH_INTERVAL": str(batch_interval),
+        "LIVEPROOF_BATCH_SIZE": str(batch_size),
+    }
+
+
 def start_server(
     prepared: Prepared,
     port: int,
@@ -111,12 +134,7 @@ def start_server(
     base_url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
-        "LIVEPROOF_DATABASE_URL": prepared.database_url,
-        "LIVEPROOF_RPC_URL": prepared.devnet.rpc_url,
-        "LIVEPROOF_DEPLOYMENTS_DIR": str(prepared.workdir),
-        "LIVEPROOF_RELAYER_KEY": ANVIL_DEV_KEYS[0],
-        "LIVEPROOF_BATCH_INTERVAL": str(batch_interval),
-        "LIVEPROOF_BATCH_SIZE": str(batch_size),
+        **service_env(prepared, batch_interval=batch_interval, batch_size=batch_size),
         "LIVEPROOF_PUBLIC_URL": base_url,
         **(extra_env or {}),
     }

@@ -30,13 +30,15 @@ from chain.deploy import Deployment
 from tests.api.conftest import Keys, World
 from tests.api.test_ingest import RECORDING, assert_problem, row_counts
 from tests.api.test_orders import open_room_and_session, order
-from tests.api.test_registry import claim_body, product_body, register_brand, register_certifier
-from tests.api.test_route_matrix import (
-    Written,
-    assert_refused,
-    attestation_signed,
-    revocation_signed,
+from tests.api.test_registry import (
+    attestation_body,
+    claim_body,
+    product_body,
+    register_brand,
+    register_certifier,
+    revocation_body,
 )
+from tests.api.test_route_matrix import Written, assert_refused
 from tests.conftest import Accounts
 
 
@@ -453,16 +455,13 @@ def test_another_brand_key_reaches_none_of_a_brands_products_or_claims(
     r = client.post("/v1/claims", json=own, headers=theirs)
     assert_refused(r, 404, "product-not-found", secrets, "a claim on the brand's product")
     url = f"/v1/claims/{claim_id}/revocation"
-    brands = revocation_signed(w3, deployment, brand, eip712.revoke_claim, claim_id, nonce)
+    brands = revocation_body(
+        w3, deployment, brand, eip712.revoke_claim, "ProvenanceRegistry", claim_id, nonce=nonce
+    )
     r = client.post(url, json=brands, headers=theirs)
     assert_refused(r, 403, "forbidden", secrets, "revoke with the brand's signature")
-    others = revocation_signed(
-        w3,
-        deployment,
-        other,
-        eip712.revoke_claim,
-        claim_id,
-        deployment.provenance(w3).nonce(other.address),
+    others = revocation_body(
+        w3, deployment, other, eip712.revoke_claim, "ProvenanceRegistry", claim_id
     )
     r = client.post(url, json=others, headers=theirs)
     assert_refused(r, 404, "claim-not-found", secrets, "revoke the brand's claim")
@@ -495,7 +494,7 @@ def test_another_certifier_key_reaches_none_of_a_certifiers_attestations(
         headers=keys.brand,
     ).json()["claim_id"]
     provenance = deployment.provenance(w3)
-    body = attestation_signed(w3, deployment, lab, claim, provenance.nonce(lab.address), "r1")
+    body = attestation_body(w3, deployment, lab.address, claim, lab, report="r1")
     attested = client.post("/v1/attestations", json=body, headers=keys.certifier)
     assert attested.status_code == 201, attested.text
     attestation_id = attested.json()["attestation_id"]
@@ -503,20 +502,23 @@ def test_another_certifier_key_reaches_none_of_a_certifiers_attestations(
     before = Written.take(settings, w3, accounts)
     nonce = provenance.nonce(lab.address)
 
-    again = attestation_signed(w3, deployment, lab, claim, nonce, "r2")
+    again = attestation_body(w3, deployment, lab.address, claim, lab, nonce=nonce, report="r2")
     r = client.post("/v1/attestations", json=again, headers=theirs)
     assert_refused(r, 403, "forbidden", secrets, "attest in the certifier's name")
     url = f"/v1/attestations/{attestation_id}/revocation"
-    labs = revocation_signed(w3, deployment, lab, eip712.revoke_attestation, attestation_id, nonce)
-    r = client.post(url, json=labs, headers=theirs)
-    assert_refused(r, 403, "forbidden", secrets, "revoke with the certifier's signature")
-    own = revocation_signed(
+    labs = revocation_body(
         w3,
         deployment,
-        other,
+        lab,
         eip712.revoke_attestation,
+        "ProvenanceRegistry",
         attestation_id,
-        provenance.nonce(other.address),
+        nonce=nonce,
+    )
+    r = client.post(url, json=labs, headers=theirs)
+    assert_refused(r, 403, "forbidden", secrets, "revoke with the certifier's signature")
+    own = revocation_body(
+        w3, deployment, other, eip712.revoke_attestation, "ProvenanceRegistry", attestation_id
     )
     r = client.post(url, json=own, headers=theirs)
     assert_refused(r, 404, "attestation-not-found", secrets, "revoke the certifier's attestation")

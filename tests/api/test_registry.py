@@ -172,14 +172,22 @@ def claim_body(
 
 
 def attestation_body(
-    w3: Web3, deployment: Deployment, certifier: str, claim_id: str, signer: LocalAccount
+    w3: Web3,
+    deployment: Deployment,
+    certifier: str,
+    claim_id: str,
+    signer: LocalAccount,
+    *,
+    nonce: int | None = None,
+    report: str = "report-17",
 ) -> dict[str, Any]:
     """A ``POST /v1/attestations`` body for ``certifier`` on ``claim_id``, signed by ``signer``
-    (the certifier's own key, or another to forge it)."""
-    nonce = deployment.provenance(w3).nonce(certifier)
+    (the certifier's own key, or another to forge it); ``nonce`` default: the next one."""
+    if nonce is None:
+        nonce = deployment.provenance(w3).nonce(certifier)
     deadline = chain_time(w3) + 3600
     attestation = AttestationInput(
-        bytes.fromhex(claim_id[2:]), label_hash("report-17"), "https://lab.example/r17"
+        bytes.fromhex(claim_id[2:]), label_hash(report), "https://lab.example/r17"
     )
     typed = eip712.attestation(
         domain(w3, deployment, "ProvenanceRegistry"), certifier, attestation, nonce, deadline
@@ -202,11 +210,14 @@ def revocation_body(
     build: Callable[..., dict[str, Any]],
     contract: str,
     object_id: str,
+    *,
+    nonce: int | None = None,
 ) -> dict[str, Any]:
-    """A signed revocation body; ``build`` is the eip712 builder (revoke_claim, ...)."""
-    client = deployment.provenance(w3) if contract == "ProvenanceRegistry" else None
-    registry = client or deployment.anchors(w3)
-    nonce = registry.nonce(signer.address)
+    """A signed revocation body; ``build`` is the eip712 builder (revoke_claim, ...);
+    ``nonce`` default: the signer's next one."""
+    if nonce is None:
+        client = deployment.provenance(w3) if contract == "ProvenanceRegistry" else None
+        nonce = (client or deployment.anchors(w3)).nonce(signer.address)
     deadline = chain_time(w3) + 3600
     typed = build(
         domain(w3, deployment, contract),

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
@@ -27,11 +26,10 @@ from api.app import create_app
 from api.auth import create_key
 from api.config import Settings
 from api.db import make_engine
-from api.deps import get_principal, guard_roles
+from api.deps import dependants, get_principal, guard_roles
 from api.models import Role
 from api.models.registry import SignedAction
 from chain import eip712
-from chain.actions import AttestationInput, label_hash
 from chain.deploy import Deployment
 from tests.api.conftest import Keys, World
 from tests.api.test_endorsements import endorsement_body
@@ -40,11 +38,10 @@ from tests.api.test_orders import order
 from tests.api.test_registry import (
     GTIN2,
     RelayerSnapshot,
-    chain_time,
+    attestation_body,
     claim_body,
-    domain,
-    hx,
     product_body,
+    revocation_body,
 )
 from tests.conftest import Accounts
 
@@ -144,12 +141,6 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # ----------------------------------------------------------------------------- the route table
 
 
-def _dependants(dependant: Dependant) -> Iterator[Dependant]:
-    yield dependant
-    for sub in dependant.dependencies:
-        yield from _dependants(sub)
-
-
 def access_of(route: APIRoute) -> str:
     """Who may call ``route``, from what the route itself says: the roles of its ``require``
     guards, or those its OpenAPI security requirement names (routes that check the key by hand);
@@ -157,7 +148,7 @@ def access_of(route: APIRoute) -> str:
     naming a role answers ``any key``, which no table entry allows."""
     roles: set[str] = set()
     keyed = signed = False
-    for dependant in _dependants(route.dependant):
+    for dependant in dependants(route.dependant):
         admitted = guard_roles(dependant.call)
         if admitted is not None:
             roles |= {role.value for role in admitted}
@@ -343,52 +334,6 @@ def _ok(response: httpx.Response, status: int = 201) -> dict[str, Any]:
     return body
 
 
-def attestation_signed(
-    w3: Web3, deployment: Deployment, certifier: Any, claim_id: str, nonce: int, report: str
-) -> dict[str, Any]:
-    """A ``POST /v1/attestations`` body with an explicit nonce."""
-    deadline = chain_time(w3) + 3600
-    attestation = AttestationInput(
-        bytes.fromhex(claim_id[2:]), label_hash(report), "https://lab.example/r"
-    )
-    typed = eip712.attestation(
-        domain(w3, deployment, "ProvenanceRegistry"),
-        certifier.address,
-        attestation,
-        nonce,
-        deadline,
-    )
-    return {
-        "certifier": certifier.address,
-        "claim_id": claim_id,
-        "report_hash": hx(attestation.report_hash),
-        "uri": attestation.uri,
-        "nonce": nonce,
-        "deadline": deadline,
-        "signature": hx(eip712.sign(certifier, typed)),
-    }
-
-
-def revocation_signed(
-    w3: Web3, deployment: Deployment, signer: Any, build: Any, object_id: str, nonce: int
-) -> dict[str, Any]:
-    """A signed ProvenanceRegistry revocation body with an explicit nonce."""
-    deadline = chain_time(w3) + 3600
-    typed = build(
-        domain(w3, deployment, "ProvenanceRegistry"),
-        signer.address,
-        bytes.fromhex(object_id[2:]),
-        nonce,
-        deadline,
-    )
-    return {
-        "signer": signer.address,
-        "nonce": nonce,
-        "deadline": deadline,
-        "signature": hx(eip712.sign(signer, typed)),
-    }
-
-
 def revoked_keys(settings: Settings, accounts: Accounts) -> dict[str, dict[str, str]]:
     """A key per role, revoked before anything used it (so no cache remembers it)."""
     subjects = {
@@ -469,9 +414,7 @@ def scene(
     attestation_a = _ok(
         client.post(
             "/v1/attestations",
-            json=attestation_signed(
-                w3, deployment, lab, claim_a, provenance.nonce(lab.address), "r1"
-            ),
+            json=attestation_body(w3, deployment, lab.address, claim_a, lab, report="r1"),
             headers=keys.certifier,
         )
     )["attestation_id"]
@@ -526,20 +469,36 @@ def scene(
         Call(
             "POST /v1/attestations",
             "/v1/attestations",
-            attestation_signed(w3, deployment, lab, claim_b, m, "r2"),
+            attestation_body(w3, deployment, lab.address, claim_b, lab, nonce=m, report="r2"),
             201,
         ),
         Call(
             "POST /v1/attestations/{attestation_id}/revocation",
             f"/v1/attestations/{attestation_a}/revocation",
-            revocation_signed(w3, deployment, lab, eip712.revoke_attestation, attestation_a, m + 1),
+            revocation_body(
+                w3,
+                deployment,
+                lab,
+                eip712.revoke_attestation,
+                "ProvenanceRegistry",
+                attestation_a,
+                nonce=m + 1,
+            ),
             200,
             bad_path="/v1/attestations/0xzz/revocation",
         ),
         Call(
             "POST /v1/claims/{claim_id}/revocation",
             f"/v1/claims/{claim_a}/revocation",
-            revocation_signed(w3, deployment, brand, eip712.revoke_claim, claim_a, n + 2),
+            revocation_body(
+                w3,
+                deployment,
+                brand,
+                eip712.revoke_claim,
+                "ProvenanceRegistry",
+                claim_a,
+                nonce=n + 2,
+            ),
             200,
             bad_path="/v1/claims/0xzz/revocation",
         ),

@@ -88,12 +88,7 @@ class Demo:
 def demo() -> Iterator[Demo]:
     """anvil, contracts, ``liveproof serve`` and ``liveproof demo`` (60 orders)."""
     with running_stack(workers=1, batch_interval=0.5) as stack:
-        env = {
-            **os.environ,
-            "LIVEPROOF_DATABASE_URL": stack.database_url,
-            "LIVEPROOF_RPC_URL": stack.devnet.rpc_url,
-            "LIVEPROOF_DEPLOYMENTS_DIR": str(stack.workdir),
-        }
+        env = stack.cli_env()
         result = subprocess.run(
             [
                 sys.executable,

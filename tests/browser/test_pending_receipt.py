@@ -4,7 +4,6 @@ the pages embed decode (zxing-cpp, from the browser's rendering) to the links th
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -49,12 +48,7 @@ def _order(stack: Stack, order_ref: str) -> str:
 
 
 def _commit(stack: Stack) -> None:
-    env = {
-        **os.environ,
-        "LIVEPROOF_DATABASE_URL": stack.database_url,
-        "LIVEPROOF_RPC_URL": stack.devnet.rpc_url,
-        "LIVEPROOF_DEPLOYMENTS_DIR": str(stack.workdir),
-    }
+    env = stack.cli_env()
     done = subprocess.run(
         [sys.executable, "-m", "scripts.cli", "committer", "--once"],
         cwd=ROOT,

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -31,8 +30,8 @@ from chain.connect import connect
 from chain.deploy import Deployment
 from chain.devnet import DevnetInfo, free_port, start_anvil, stop_anvil
 from chain.events import EventReader
-from chain.keys import ANVIL_DEV_KEYS
-from scripts.bench.harness import Prepared, prepare, start_server, stop_server
+from scripts.bench.harness import Prepared, prepare, service_env, start_server, stop_server
+from tests.scripts.test_demo import scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,15 +76,7 @@ class FaultStack:
 
     def committer_process(self) -> subprocess.Popen[bytes]:
         """A ``liveproof committer`` of its own (as on another server), every 0.2 s."""
-        env = {
-            **os.environ,
-            "LIVEPROOF_DATABASE_URL": self.prepared.database_url,
-            "LIVEPROOF_RPC_URL": self.rpc_url,
-            "LIVEPROOF_DEPLOYMENTS_DIR": str(self.prepared.workdir),
-            "LIVEPROOF_RELAYER_KEY": ANVIL_DEV_KEYS[0],
-            "LIVEPROOF_BATCH_INTERVAL": "0.2",
-            "LIVEPROOF_BATCH_SIZE": "64",
-        }
+        env = {**os.environ, **service_env(self.prepared, batch_interval=0.2, batch_size=64)}
         with (self.prepared.workdir / "committers.log").open("ab") as log:
             return subprocess.Popen(
                 [sys.executable, "-m", "scripts.cli", "committer"],
@@ -328,23 +319,6 @@ def _state(pid: int) -> str:
 
 
 @contextlib.contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """An empty PostgreSQL database of the test's own (dropped afterwards), on the server of
-    ``LIVEPROOF_TEST_DATABASE_URL``; skips the test when that is not set."""
-    admin = os.environ.get("LIVEPROOF_TEST_DATABASE_URL")
-    if not admin:
-        pytest.skip("LIVEPROOF_TEST_DATABASE_URL not set: PostgreSQL fault tests skipped")
-    name = f"liveproof_f_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{admin.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextlib.contextmanager
 def fault_stack(database_url: str | None = None) -> Iterator[FaultStack]:
     """anvil keeping state in a file (dumped only on a clean stop), contracts deployed and
     dumped, a database (SQLite unless given), keys; ``serve`` is started by the test."""
@@ -378,5 +352,8 @@ def stack() -> Iterator[FaultStack]:
 @pytest.fixture
 def pg_stack() -> Iterator[FaultStack]:
     """A fault stack on a fresh PostgreSQL database (skipped without one)."""
-    with fresh_postgres_database() as url, fault_stack(url) as made:
+    with (
+        scratch_database("postgresql", Path(tempfile.gettempdir())) as url,
+        fault_stack(url) as made,
+    ):
         yield made

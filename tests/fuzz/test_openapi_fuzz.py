@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 from api.app import create_app
 from api.config import Settings
 from tests.api.conftest import Keys
+from tests.api.test_route_matrix import DECLARED, PUBLIC, SIGNED
 from tests.fuzz.conftest import HANDLE, ROOM_ID, SESSION_ID, Stage
 from tests.fuzz.tally import fuzz_tally
 
@@ -52,25 +53,9 @@ CHECKS = [
 OPENAPI = create_app(Settings(database_url="sqlite:///:memory:")).openapi()
 schema = schemathesis.openapi.from_dict(OPENAPI)
 
-#: The role each key-protected operation needs; every other operation is public.
-ROLES: dict[str, str] = {
-    "POST /v1/rooms": "ingest",
-    "GET /v1/rooms": "ingest",
-    "POST /v1/sessions": "ingest",
-    "POST /v1/sessions/{session_id}/close": "ingest",
-    "POST /v1/orders": "ingest",
-    "POST /v1/orders/bulk": "ingest",
-    "POST /v1/refunds": "ingest",
-    "POST /v1/brands": "admin",
-    "POST /v1/certifiers": "admin",
-    "POST /v1/anchors": "admin",
-    "DELETE /v1/anchors/{address}": "admin",
-    "POST /v1/products": "brand",
-    "POST /v1/claims": "brand",
-    "POST /v1/claims/{claim_id}/revocation": "brand",
-    "POST /v1/attestations": "certifier",
-    "POST /v1/attestations/{attestation_id}/revocation": "certifier",
-}
+#: The role each key-protected operation needs (the route matrix's table, which is checked
+#: against the app itself); every other operation is public or signed.
+ROLES: dict[str, str] = {op: who for op, who in DECLARED.items() if who not in (PUBLIC, SIGNED)}
 IDEMPOTENT = {"POST /v1/orders", "POST /v1/orders/bulk", "POST /v1/refunds"}
 #: The body field naming what an operation creates: left as generated, or it would exist.
 CREATED = {
