@@ -29,7 +29,11 @@ def _strip_cbor(code: bytes) -> bytes:
 
 def compare_runtime(onchain: bytes, artifact: dict[str, Any]) -> Match:
     """``exact`` when the code equals the artifact's (immutables masked), ``partial`` when only
-    the trailing metadata differs, ``missing`` when there is no code, else ``mismatch``."""
+    the trailing metadata differs, ``missing`` when there is no code, else ``mismatch``.
+
+    ``liveproof deploy`` refuses anything but ``exact`` over existing code; ``audit contracts``
+    fails anything but ``exact`` and then checks what the immutables hold
+    (:func:`immutable_words`), so that masking them hides nothing."""
     if not onchain:
         return "missing"
     expected = bytes.fromhex(artifact["deployedBytecode"].removeprefix("0x"))
@@ -44,6 +48,15 @@ def compare_runtime(onchain: bytes, artifact: dict[str, Any]) -> Match:
     if masked_onchain and masked_onchain == _strip_cbor(mask_immutables(expected, refs)):
         return "partial"
     return "mismatch"
+
+
+def immutable_words(code: bytes, immutable_references: dict[str, Any]) -> dict[str, list[bytes]]:
+    """The bytes ``code`` holds at each immutable's offsets, by the immutable's AST id (one
+    entry per reference; an immutable read in several places has several)."""
+    return {
+        ast_id: [code[int(ref["start"]) : int(ref["start"]) + int(ref["length"])] for ref in ranges]
+        for ast_id, ranges in immutable_references.items()
+    }
 
 
 def code_hash(code: bytes) -> str:

@@ -51,6 +51,8 @@ class Deployment:
     deployer: str
     deployed_at: int
     format: str = FORMAT
+    #: Optional claims ``audit contracts`` honours: ``admins`` (more holders of the admin role)
+    #: and ``recorders`` (past recorders of the SaleLedger, oldest first).
     extra: dict[str, Any] = field(default_factory=dict)
 
     def address(self, name: str) -> str:

@@ -1,4 +1,5 @@
-"""``liveproof audit contracts``: the deployed code against the committed artifacts."""
+"""``liveproof audit contracts``: the deployed code, its wiring and its role holders against
+the committed artifacts and the deployment file."""
 
 from __future__ import annotations
 
@@ -11,28 +12,29 @@ def audit_contracts_command(
     deployment: DeploymentFile = None,
     report: ReportFile = None,
 ) -> None:
-    """Compare each deployed contract's runtime code with its committed artifact.
+    """Prove each deployed contract is the audited source, built and held as the file says.
 
-    Immutables are masked; an exact or partial (metadata only) match passes, other code or
-    none fails.
-    """
-    from chain.audit.contracts import PASSING, audit_contracts
+    Creation blocks and transactions are located on the chain; runtime code must match the
+    artifact exactly (other metadata or extra bytes fail); immutables and constructor
+    arguments must be the deployment's; role holders and recorders must be accounts the file
+    names."""
+    from chain.audit.contracts import audit_contracts
     from chain.errors import LiveProofError
 
     w3, dep = connect_chain(rpc, deployment)
     try:
-        result, verdicts = audit_contracts(w3, dep)
+        result = audit_contracts(w3, dep)
     except LiveProofError as exc:
         die(str(exc), EXIT_USAGE)
-    for verdict in verdicts:
-        if verdict.passed:
-            ok(f"contract-code {verdict.subject}: {PASSING[verdict.match]}")
-    passed = sum(v.passed for v in verdicts)
+    for line in result.passed:
+        ok(line)
+    passed = sum(v.passed for v in result.verdicts)
+    stats = result.report.stats
     finish(
-        result,
+        result.report,
         report,
         summary=(
-            f"{passed} of {len(verdicts)} contracts match their artifacts at block "
-            f"{result.stats['block']} of chain {result.stats['chain_id']}"
+            f"{passed} of {len(result.verdicts)} contracts match their artifacts at block "
+            f"{stats['block']} of chain {stats['chain_id']}"
         ),
     )
