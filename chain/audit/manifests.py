@@ -3,6 +3,9 @@ a directory of ``<root>.json`` files or from a LiveProof API, and turned into re
 
 from __future__ import annotations
 
+import math
+import os
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,10 +13,12 @@ from itertools import repeat
 from operator import eq, itemgetter
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
+from chain.audit.bounded_get import Answer, BoundedGet, NoAnswerError, TooLargeError
 from chain.errors import ConfigurationError, LiveProofError
 from chain.hashing import keccak_many
 from chain.merkle import root_of_leaf_hashes
@@ -21,32 +26,64 @@ from chain.receipts import LEAF_FIELDS, LEAF_TYPES
 
 
 class ManifestError(LiveProofError):
-    """A manifest that cannot be read as a batch of receipt leaves."""
+    """A manifest that cannot be read as a batch of receipt leaves (from a source that failed,
+    misbehaved or served junk for this batch: the batch fails, the audit goes on)."""
+
+
+#: Seconds one manifest may take from an API, retries of a 429/503 included.
+DEFAULT_TIMEOUT = 60.0
+#: Bytes a manifest may hold (an API batch of 65,536 leaves is about 70 MB).
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+#: Requests in a row without an answer after which an API is no longer asked (each batch left
+#: fails at once instead of waiting out its deadline).
+GIVE_UP_AFTER = 3
+#: Values a manifest may hold beside its leaves (an honest one has a few dozen; walking a
+#: million takes about 0.1 s).
+_MAX_OTHER_VALUES = 1_000_000
 
 
 class ManifestSource(Protocol):
     """Where an audit gets the leaves of a committed root."""
 
     def get(self, root: str) -> dict[str, Any] | None:
-        """The manifest of ``root`` (0x hex), or None when there is none."""
+        """The manifest of ``root`` (0x hex), or None when there is none; raises
+        :class:`ManifestError` for anything wrong with this one manifest."""
 
 
 class DirectoryManifests:
     """``<root>.json`` files in a directory (as ``liveproof export manifests`` writes them)."""
 
-    def __init__(self, directory: Path) -> None:
-        """Read manifests from ``directory``."""
+    def __init__(self, directory: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        """Read manifests of at most ``max_bytes`` from ``directory``."""
         if not directory.is_dir():
             raise ConfigurationError(f"{directory} is not a directory of batch manifests")
         self.directory = directory
+        self.max_bytes = max_bytes
 
     def get(self, root: str) -> dict[str, Any] | None:
         """The manifest of ``root``, or None when the directory has no file for it."""
         path = self.directory / f"{root.lower()}.json"
         try:
-            data = path.read_bytes()
+            # Non-blocking: a FIFO planted under a root's name must not hang the audit.
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise ManifestError(f"{path.name}: {exc.strerror or exc}") from None
+        try:
+            with os.fdopen(fd, "rb") as file:
+                info = os.fstat(file.fileno())
+                if not stat.S_ISREG(info.st_mode):
+                    raise ManifestError(f"{path.name} is not a regular file")
+                if info.st_size > self.max_bytes:
+                    raise ManifestError(
+                        f"{path.name}: {info.st_size:,} bytes, over the cap of {self.max_bytes:,}"
+                    )
+                data = file.read(self.max_bytes + 1)
+        except OSError as exc:
+            raise ManifestError(f"{path.name}: {exc.strerror or exc}") from None
+        if len(data) > self.max_bytes:
+            raise ManifestError(f"{path.name}: over {self.max_bytes:,} bytes")
         return _manifest_object(data, path.name)
 
 
@@ -58,7 +95,40 @@ def _manifest_object(data: bytes, where: str) -> dict[str, Any]:
         raise ManifestError(f"{where} is not JSON: {exc}") from None
     if not isinstance(manifest, dict):
         raise ManifestError(f"{where} is not a JSON object")
+    colons, keys = data.count(b":"), _keys_and_colons(manifest)
+    if colons != keys:
+        # orjson keeps a repeated key's last value, another reader may keep its first.
+        raise ManifestError(
+            f"{where} names a key twice in one object (or escapes a ':'): "
+            f"{colons:,} ':' for {keys:,} keys and ':' in strings"
+        )
     return manifest
+
+
+def _keys_and_colons(manifest: dict[str, Any]) -> int:
+    """Keys in ``manifest``'s objects plus the ':' in its strings: outside its strings, each ':'
+    of a JSON text ends one key, so a text naming a key twice has more. Leaves are counted at C
+    speed (their keys are field names, their values hex or decimal: no ':', or parse_leaves
+    refuses them); anything else is walked, up to :data:`_MAX_OTHER_VALUES` values."""
+    leaves = manifest.get("leaves")
+    rows = leaves if isinstance(leaves, list) and set(map(type, leaves)) <= {dict} else None
+    total = sum(map(len, rows)) if rows is not None else 0
+    todo: list[Any] = [v for k, v in manifest.items() if not (k == "leaves" and rows is not None)]
+    total += len(manifest) + sum(k.count(":") for k in manifest)
+    walked = 0
+    while todo:
+        value = todo.pop()
+        walked += 1
+        if walked > _MAX_OTHER_VALUES:
+            raise ManifestError(f"more than {_MAX_OTHER_VALUES:,} values beside its leaves")
+        if isinstance(value, dict):
+            total += len(value) + sum(k.count(":") for k in value)
+            todo.extend(value.values())
+        elif isinstance(value, list):
+            todo.extend(value)
+        elif isinstance(value, str):
+            total += value.count(":")
+    return total
 
 
 def polite_get(
@@ -70,35 +140,92 @@ def polite_get(
         response = client.get(url, params=params)
         if response.status_code not in (429, 503) or attempt == attempts - 1:
             return response
-        try:
-            wait = float(response.headers.get("retry-after", "1"))
-        except ValueError:  # an HTTP date: not worth parsing for a pause
-            wait = 1.0
-        time.sleep(min(max(wait, 0.1), 10.0))
+        time.sleep(_retry_after(response.headers.get("retry-after")))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class ApiManifests:
-    """Manifests from a LiveProof API's public ``GET /v1/batches/{root}``."""
+def _retry_after(value: str | None) -> float:
+    """Seconds a ``Retry-After`` asks for, within [0.1, 10] (1 when it is a date or junk)."""
+    try:
+        wait = float(value or "1")
+    except ValueError:  # an HTTP date: not worth parsing for a pause
+        wait = 1.0
+    return min(max(wait, 0.1), 10.0) if math.isfinite(wait) else 1.0
 
-    def __init__(self, base_url: str, client: httpx.Client | None = None) -> None:
-        """Read manifests from the API at ``base_url``."""
+
+class ApiManifests:
+    """Manifests from a LiveProof API's public ``GET /v1/batches/{root}``.
+
+    Whatever the API does for one batch (an error status, a redirect, a hang, a slow drip, a
+    reset, junk, a body over the cap) is a :class:`ManifestError` for that batch: each request,
+    its retries included, ends by ``timeout`` seconds. After :data:`GIVE_UP_AFTER` requests in
+    a row got no answer, the API is no longer asked (every later batch fails at once)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        """Read manifests from the API at ``base_url`` (an http or https URL)."""
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(f"{base_url!r} is not an http(s) URL of a LiveProof API")
+        if not timeout > 0 or max_bytes < 1:
+            raise ConfigurationError("a manifest needs a positive timeout and size cap")
         self.base_url = base_url.rstrip("/")
-        self.client = client or httpx.Client(timeout=30)
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self._http = BoundedGet(self.base_url, max_bytes)
+        self._unanswered = 0
+
+    def reopened(self) -> ApiManifests:
+        """The same source on fresh connections (for a forked worker process), remembering
+        how many requests in a row went unanswered."""
+        fresh = ApiManifests(self.base_url, timeout=self.timeout, max_bytes=self.max_bytes)
+        fresh._unanswered = self._unanswered
+        return fresh
 
     def get(self, root: str) -> dict[str, Any] | None:
-        """The manifest of ``root``, or None when the API knows no such batch."""
-        try:
-            response = polite_get(self.client, f"{self.base_url}/v1/batches/{root}")
-        except httpx.HTTPError as exc:
-            raise ConfigurationError(f"cannot reach the API at {self.base_url}: {exc}") from None
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise ConfigurationError(
-                f"{self.base_url}/v1/batches/{root} answered {response.status_code}"
+        """The manifest of ``root``, or None when the API knows no such batch (404)."""
+        url = f"{self.base_url}/v1/batches/{root}"
+        if self._unanswered >= GIVE_UP_AFTER:
+            raise ManifestError(
+                f"not asked: {self.base_url} answered none of the {self._unanswered} requests "
+                "before"
             )
-        return _manifest_object(response.content, f"{self.base_url}/v1/batches/{root}")
+        try:
+            answer = self._polite(url, time.monotonic() + self.timeout)
+        except NoAnswerError as exc:
+            self._unanswered += 1
+            within = f" ({self.timeout:g} s)" if exc.late else ""
+            raise ManifestError(f"{url}: {exc}{within}") from None
+        except TooLargeError as exc:
+            self._unanswered = 0
+            raise ManifestError(f"{url}: {exc} of {self.max_bytes:,} bytes") from None
+        self._unanswered = 0
+        if answer.status == 404:
+            return None
+        if answer.status != 200:
+            moved = answer.headers.get("location")
+            to = f" (a redirect to {moved[:200]!r}: not followed)" if moved else ""
+            raise ManifestError(f"{url} answered {answer.status}{to}")
+        encoding = answer.headers.get("content-encoding", "identity").strip().lower()
+        if encoding != "identity":
+            raise ManifestError(f"{url} answered in {encoding[:40]!r} encoding, not asked for")
+        return _manifest_object(answer.body, url)
+
+    def _polite(self, url: str, deadline: float) -> Answer:
+        """The answer, after waiting out a 429/503 while its ``Retry-After`` fits the deadline."""
+        while True:
+            answer = self._http.get(url, deadline)
+            if answer.status not in (429, 503):
+                return answer
+            wait = _retry_after(answer.headers.get("retry-after"))
+            if time.monotonic() + wait >= deadline:
+                return answer
+            time.sleep(wait)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,10 +319,18 @@ def parse_leaves(manifest: dict[str, Any]) -> Leaves:
         raise ManifestError(f"unreadable leaves: {type(exc).__name__}: {exc}") from None
 
 
+def _shown(value: object, limit: int = 200) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a manifest's junk can be any size)."""
+    if isinstance(value, list) and len(value) > 20:
+        value = [*value[:20], ...]
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _parse_leaves(manifest: dict[str, Any]) -> Leaves:
     types = manifest.get("leaf_types")
     if types is not None and (not isinstance(types, list) or tuple(types) != LEAF_TYPES):
-        raise ManifestError(f"leaf types {types!r} are not receipt leaf v1")
+        raise ManifestError(f"leaf types {_shown(types)} are not receipt leaf v1")
     rows = manifest.get("leaves")
     if not isinstance(rows, list) or not rows:
         raise ManifestError("a manifest needs a non-empty list of leaves")

@@ -3,14 +3,16 @@ StandardMerkleTree do, and refuses anything that is not receipt leaf v1."""
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.audit.manifests import ManifestError, parse_leaves
+from chain.audit.manifests import DirectoryManifests, ManifestError, parse_leaves
 from chain.merkle import StandardMerkleTree
 from chain.receipts import LEAF_TYPES, ReceiptKind, ReceiptLeaf
 
@@ -99,3 +101,51 @@ def test_a_missing_field_is_refused() -> None:
     del row["buyerCommitment"]
     with pytest.raises(ManifestError, match="exactly the fields"):
         parse_leaves({"leaves": [row]})
+
+
+def _read(tmp_path: Path, text: bytes, **options: Any) -> dict[str, Any] | None:
+    """``text`` read back as a manifest through a directory source."""
+    root = "0x" + "ab" * 32
+    (tmp_path / f"{root}.json").write_bytes(text)
+    return DirectoryManifests(tmp_path, **options).get(root)
+
+
+def test_a_key_named_twice_is_refused_wherever_it_is(tmp_path: Path) -> None:
+    """orjson keeps a repeated key's last value, another reader its first: never both."""
+    text = json.dumps({"note": "at 12:00", **manifest([leaf(quantity=3), leaf()])}).encode()
+    read = _read(tmp_path, text)
+    assert read is not None
+    assert read["note"] == "at 12:00"  # ':' inside strings are fine
+    for twice in (
+        text.replace(b'"quantity": 3', b'"quantity": 9, "quantity": 3', 1),
+        text.replace(b'"quantity": 3', b'"quantity" :9, "quantity": 3', 1),
+        text.replace(b'"quantity": 3', b'"quantit\\u0079": 9, "quantity": 3', 1),
+        b'{"leaves": [], ' + text[1:],
+        text.replace(b'"at 12:00"', b'"at 12\\u003a00", "note": "x"'),  # escape hides the extra
+    ):
+        with pytest.raises(ManifestError, match="names a key twice"):
+            _read(tmp_path, twice)
+
+
+def test_a_manifest_of_junk_beside_its_leaves_is_refused(tmp_path: Path) -> None:
+    text = json.dumps({"junk": [[1]] * 600_000, **manifest([leaf()])}).encode()
+    with pytest.raises(ManifestError, match="values beside its leaves"):
+        _read(tmp_path, text)
+
+
+def test_a_manifest_file_that_is_no_regular_file_or_too_large_is_refused(tmp_path: Path) -> None:
+    root = "0x" + "cd" * 32
+    path = tmp_path / f"{root}.json"
+    os.mkfifo(path)  # reading it would wait for a writer for ever
+    with pytest.raises(ManifestError, match="not a regular file"):
+        DirectoryManifests(tmp_path).get(root)
+    path.unlink()
+    path.symlink_to("/dev/zero")
+    with pytest.raises(ManifestError, match="not a regular file"):
+        DirectoryManifests(tmp_path).get(root)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(ManifestError, match=r"not a regular file|Is a directory"):
+        DirectoryManifests(tmp_path).get(root)
+    with pytest.raises(ManifestError, match="over the cap of 10"):
+        _read(tmp_path, json.dumps(manifest([leaf()])).encode(), max_bytes=10)
