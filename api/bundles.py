@@ -1,7 +1,14 @@
-"""Receipt views and the proof bundle a shopper keeps (``liveproof-receipt-proof/1``)."""
+"""Receipt views and the proof bundle a shopper keeps (``liveproof-receipt-proof/1``).
+
+A bundle is only handed out when the database still matches the committed tree: the
+receipt's fields hash to its stored leaf, that leaf is in the batch's stored tree, the proof
+read from the tree folds to the batch's root, and the batch's rows are the tree's leaves.
+Anything else raises :class:`LedgerInconsistencyError` naming what disagrees.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -9,9 +16,14 @@ import orjson
 from api.models import Batch, Receipt
 from api.models.common import unhex
 from api.receipt_codes import encode as encode_code
-from chain.merkle import proof_from_tree
+from chain.errors import LiveProofError
+from chain.merkle import process_proof, proof_from_tree
 from chain.proof_bundle import BUNDLE_FORMAT
 from chain.receipts import LEAF_TYPES, ReceiptKind, ReceiptLeaf
+
+
+class LedgerInconsistencyError(LiveProofError):
+    """The database no longer matches a committed tree, so no honest proof can be served."""
 
 
 def leaf_of(receipt: Receipt) -> ReceiptLeaf:
@@ -72,8 +84,55 @@ def receipt_view(receipt: Receipt, batch: Batch | None) -> dict[str, Any]:
     }
 
 
-def proof_bundle(receipt: Receipt, batch: Batch) -> dict[str, Any]:
-    """The self-contained proof of a committed receipt, checkable with any RPC of the chain."""
+def consistent_proof(receipt: Receipt, batch: Batch, batch_leaves: Sequence[str]) -> list[str]:
+    """The receipt's proof, after checking the database against its committed tree (raises
+    :class:`LedgerInconsistencyError` naming the first disagreement). ``batch_leaves``: the
+    stored leaf hashes of every receipt row that names the batch."""
+    what = f"receipt {receipt.receipt_id}"
+    try:
+        leaf = leaf_of(receipt).leaf_hash()
+    except (LiveProofError, ValueError, TypeError) as exc:
+        raise LedgerInconsistencyError(
+            f"{what}: its fields are not a receipt leaf v1 ({exc})"
+        ) from None
+    if "0x" + leaf.hex() != receipt.leaf_hash.lower():
+        raise LedgerInconsistencyError(
+            f"{what}: its fields hash to 0x{leaf.hex()}, not its committed leaf {receipt.leaf_hash}"
+        )
+    try:
+        tree = batch_tree(batch)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise LedgerInconsistencyError(f"batch {batch.root}: its stored tree: {exc}") from None
+    try:
+        proof = proof_from_tree(tree, leaf)
+    except LiveProofError as exc:
+        raise LedgerInconsistencyError(f"{what} in batch {batch.root}: {exc}") from None
+    folded = "0x" + process_proof(leaf, proof).hex()
+    if folded != batch.root.lower():
+        raise LedgerInconsistencyError(
+            f"batch {batch.root}: the stored tree's proof of {what} folds to {folded}"
+        )
+    stored = sorted((h.lower() for h in batch_leaves), reverse=True)
+    count = (len(tree) + 1) // 2
+    if stored != ["0x" + node.hex() for node in tree[count - 1 :]] or batch.count != count:
+        raise LedgerInconsistencyError(
+            f"batch {batch.root}: {len(stored)} receipt rows (count {batch.count}) are not "
+            f"the {count} leaves of its committed tree"
+        )
+    return ["0x" + node.hex() for node in proof]
+
+
+def proof_bundle(
+    receipt: Receipt, batch: Batch, batch_leaves: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The self-contained proof of a committed receipt, checkable with any RPC of the chain.
+    With ``batch_leaves`` (every row's stored leaf hash) the database is first checked against
+    the committed tree (see :func:`consistent_proof`)."""
+    proof = (
+        receipt_proof(receipt, batch)
+        if batch_leaves is None
+        else consistent_proof(receipt, batch, batch_leaves)
+    )
     return {
         "format": BUNDLE_FORMAT,
         "chainId": batch.chain_id,
@@ -84,5 +143,5 @@ def proof_bundle(receipt: Receipt, batch: Batch) -> dict[str, Any]:
         "blockNumber": batch.block_number,
         "leafTypes": list(LEAF_TYPES),
         "leaf": leaf_of(receipt).to_json(),
-        "proof": receipt_proof(receipt, batch),
+        "proof": proof,
     }

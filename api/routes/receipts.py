@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter
 from sqlmodel import col, select
 from starlette.responses import Response
 
-from api.bundles import proof_bundle, receipt_view
+from api.bundles import LedgerInconsistencyError, proof_bundle, receipt_view
 from api.deps import SessionDep, StateDep
 from api.models import Batch, Receipt
 from api.models.receipts import ReceiptPublic
@@ -17,6 +18,7 @@ from api.qr import qr_response, receipt_page
 from api.receipt_codes import decode
 
 router = APIRouter(prefix="/receipts", tags=["receipts"])
+log = logging.getLogger("liveproof.api")
 
 
 def _load(session: SessionDep, code: str) -> tuple[Receipt, Batch | None]:
@@ -46,16 +48,34 @@ def get_receipt(code: str, session: SessionDep) -> dict[str, Any]:
     responses={
         404: {"description": "No such receipt"},
         409: {"description": "Not committed yet"},
+        500: {
+            "description": "`ledger-inconsistent`: the platform's database no longer matches "
+            "the committed tree (the detail names what disagrees); no proof is served"
+        },
     },
 )
 def get_proof_bundle(code: str, session: SessionDep) -> dict[str, Any]:
-    """A JSON document anyone can check against the chain without this API."""
+    """A JSON document anyone can check against the chain without this API; served only while
+    the database still matches the committed tree."""
     receipt, batch = _load(session, code)
     if batch is None or batch.status != "committed":
         raise ProblemError(
             409, "receipt-pending", "The receipt is not committed yet", "try again in a moment"
         )
-    return proof_bundle(receipt, batch)
+    leaves = session.exec(
+        select(Receipt.leaf_hash).where(col(Receipt.batch_root) == batch.root)
+    ).all()
+    try:
+        return proof_bundle(receipt, batch, leaves)
+    except LedgerInconsistencyError as exc:
+        # The operator must hear of it, but it is no crash: one line, no traceback.
+        log.error("ledger-inconsistent: %s", exc)
+        raise ProblemError(
+            500,
+            "ledger-inconsistent",
+            "The platform's records no longer match the committed tree",
+            str(exc),
+        ) from None
 
 
 @router.get(
