@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from api.lookups import Lookups
+from api.lookups import Lookups, RoomInfo, SessionInfo
 from api.models import IdempotencyRecord, Receipt
 from api.models.common import hex32, unhex
 from api.models.receipts import OrderCreate, ReceiptStatus, RefundCreate
@@ -124,20 +124,8 @@ class ReceiptFactory:
             raise ProblemError(
                 422, "unknown-product", "No such product", order.gtin or order.product_id
             )
-        endorsement_id = order.endorsement_id or _ZERO32
-        if order.endorsement_id is not None:
-            endorsed = self.lookups.endorsement_product(order.endorsement_id)
-            if endorsed is None:
-                raise ProblemError(
-                    422, "unknown-endorsement", "No such endorsement", order.endorsement_id
-                )
-            if endorsed != product_id:
-                raise ProblemError(
-                    422,
-                    "endorsement-product-mismatch",
-                    "The endorsement is for another product",
-                    f"endorsement {order.endorsement_id} endorses {endorsed}",
-                )
+        ordered_at = order.ordered_at if order.ordered_at is not None else int(now)
+        endorsement_id = self._endorsement_for(order, live, room, product_id, ordered_at)
         salt = os.urandom(32)
         buyer_ref = order.buyer_ref or ""
         leaf = ReceiptLeaf(
@@ -151,7 +139,7 @@ class ReceiptFactory:
             quantity=order.quantity,
             unit_price=order.unit_price,
             currency=order.currency.encode("ascii"),
-            ordered_at=order.ordered_at if order.ordered_at is not None else int(now),
+            ordered_at=ordered_at,
             buyer_commitment=buyer_commitment(salt, label_hash(buyer_ref)),
         )
         return self._prepared(
@@ -166,8 +154,75 @@ class ReceiptFactory:
             immediate=order.immediate,
         )
 
+    def _endorsement_for(
+        self, order: OrderCreate, live: SessionInfo, room: RoomInfo, product_id: str, at: int
+    ) -> str:
+        """The endorsement a sale runs under: the one the order names (which must be the
+        session host's, for this product and room, in force), else the host's promise in force
+        for the product and room, if any; zero for none. Refuses a price above any promise in
+        force (or in another currency): the audit would flag the receipt."""
+        binding = [
+            p
+            for p in self.lookups.promises(live.anchor, product_id, room.room_hash)
+            if p.in_force(at)
+        ]
+        chosen = _ZERO32
+        if order.endorsement_id is not None:
+            named = self.lookups.endorsement(order.endorsement_id)
+            if named is None:
+                raise ProblemError(
+                    422, "unknown-endorsement", "No such endorsement", order.endorsement_id
+                )
+            if named.product_id != product_id:
+                raise ProblemError(
+                    422,
+                    "endorsement-product-mismatch",
+                    "The endorsement is for another product",
+                    f"endorsement {order.endorsement_id} endorses {named.product_id}",
+                )
+            if named.room_hash != room.room_hash or named.anchor != live.anchor:
+                raise ProblemError(
+                    422,
+                    "endorsement-not-this-session",
+                    "The endorsement is not the session host's for this room",
+                    f"endorsement {order.endorsement_id} is by {named.anchor} for another room"
+                    if named.room_hash != room.room_hash
+                    else f"endorsement {order.endorsement_id} is by {named.anchor}, the session "
+                    f"is hosted by {live.anchor}",
+                )
+            if not named.in_force(at):
+                raise ProblemError(
+                    422,
+                    "endorsement-not-in-force",
+                    "The endorsement is revoked or outside its validity",
+                    f"endorsement {order.endorsement_id} is valid in [{named.valid_from}, "
+                    f"{named.valid_until}]{', revoked' if named.revoked else ''}; ordered at {at}",
+                )
+            chosen = named.endorsement_id
+            binding.append(named)
+        elif binding:
+            chosen = min(binding, key=lambda p: p.unit_price).endorsement_id
+        for promise in binding:
+            if order.currency != promise.currency or order.unit_price > promise.unit_price:
+                raise ProblemError(
+                    422,
+                    "price-above-promise",
+                    "The price is above the anchor's promise",
+                    f"endorsement {promise.endorsement_id} promises at most "
+                    f"{promise.unit_price} {promise.currency}; the order is "
+                    f"{order.unit_price} {order.currency}",
+                )
+        return chosen
+
     def refund(self, sale: Receipt, refund: RefundCreate, *, key_pk: int, now: float) -> Prepared:
         """A refund receipt of ``refund.quantity`` units of ``sale``."""
+        if refund.refunded_at is not None and refund.refunded_at < sale.ordered_at:
+            raise ProblemError(
+                422,
+                "refund-before-sale",
+                "A refund cannot be dated before its sale",
+                f"refunded_at {refund.refunded_at} is before the sale's {sale.ordered_at}",
+            )
         leaf = ReceiptLeaf(
             receipt_id=os.urandom(32),
             kind=ReceiptKind.REFUND,

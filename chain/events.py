@@ -94,6 +94,9 @@ class ChainEvent:
     tx_hash: str
     log_index: int
     address: str
+    #: The block's timestamp when the node puts it in the log (``blockTimestamp``: anvil,
+    #: geth 1.16+), else None (ask the block).
+    block_timestamp: int | None = None
 
     @property
     def position(self) -> tuple[int, int]:
@@ -383,6 +386,7 @@ class _Entry:
             log["transactionHash"],
             int(log["logIndex"], 16),
             self.address,
+            int(stamp, 16) if isinstance(stamp := log.get("blockTimestamp"), str) else None,
         )
 
 

@@ -14,11 +14,15 @@ import typer
 from chain.audit.receipt_index import DEFAULT_MEMORY_LIMIT
 from scripts.audit_contracts import audit_contracts_command
 from scripts.audit_options import (
+    MANIFEST_MAX_BYTES,
+    MANIFEST_TIMEOUT,
     ApiUrl,
     ChunkSize,
     CursorFile,
     DeploymentFile,
     ManifestDir,
+    ManifestMaxBytes,
+    ManifestTimeout,
     ReportFile,
     Rpc,
     connect_chain,
@@ -55,6 +59,33 @@ def audit_chain_command(
         int | None,
         typer.Option("--jobs", min=1, help="Processes reading manifests (default: one per CPU)"),
     ] = None,
+    clock_tolerance: Annotated[
+        int,
+        typer.Option(
+            "--clock-tolerance",
+            min=0,
+            help="Seconds a receipt's time may stray past block times (session open and "
+            "close, the committing block)",
+        ),
+    ] = 300,
+    late_commit_tolerance: Annotated[
+        int,
+        typer.Option(
+            "--late-commit-tolerance",
+            min=0,
+            help="Seconds after a session closed within which its sales may still be committed",
+        ),
+    ] = 3_600,
+    reuse_threshold: Annotated[
+        int,
+        typer.Option(
+            "--reuse-threshold",
+            min=2,
+            help="Sales under one buyer commitment from which a WARN line names it",
+        ),
+    ] = 5,
+    manifest_timeout: ManifestTimeout = MANIFEST_TIMEOUT,
+    manifest_max_bytes: ManifestMaxBytes = MANIFEST_MAX_BYTES,
 ) -> None:
     """Rebuild every committed batch and judge every receipt from the chain alone.
 
@@ -65,12 +96,13 @@ def audit_chain_command(
     from chain.errors import LiveProofError
 
     w3, dep = connect_chain(rpc, deployment)
-    source = manifest_source(manifests, api)
+    source = manifest_source(manifests, api, timeout=manifest_timeout, max_bytes=manifest_max_bytes)
     try:
         with progress_bar() as progress:
             result = ChainAudit(
                 w3, dep, source, chunk_size=chunk_size, cursor_file=cursor, progress=progress,
-                memory_limit=memory_limit, jobs=jobs,
+                memory_limit=memory_limit, jobs=jobs, clock_tolerance=clock_tolerance,
+                late_commit_tolerance=late_commit_tolerance, reuse_threshold=reuse_threshold,
             ).run()  # fmt: skip
     except LiveProofError as exc:
         die(str(exc), EXIT_USAGE)
@@ -101,6 +133,14 @@ def audit_db_command(
         typer.Option("--pending-after", min=0, help="Seconds a receipt may stay pending"),
     ] = 300.0,
     chunk_size: ChunkSize = 10_000,
+    clock_tolerance: Annotated[
+        int,
+        typer.Option(
+            "--clock-tolerance",
+            min=0,
+            help="Seconds a database time may stray past now or past the committing block",
+        ),
+    ] = 300,
 ) -> None:
     """Reconcile the platform database with the chain.
 
@@ -119,7 +159,7 @@ def audit_db_command(
             result = audit_db(
                 w3, dep, database_url,
                 pending_after=pending_after, chunk_size=chunk_size, cursor_file=cursor,
-                progress=progress,
+                progress=progress, clock_tolerance=clock_tolerance,
             )  # fmt: skip
     except SQLAlchemyError as exc:
         die(database_error(database_url, exc), EXIT_USAGE)

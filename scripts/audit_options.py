@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from scripts.output import EXIT_FAILED, EXIT_USAGE, console, die, err_console, fail, ok
+from scripts.output import EXIT_FAILED, EXIT_USAGE, caution, console, die, err_console, fail, ok
 
 if TYPE_CHECKING:
     from web3 import Web3
@@ -39,6 +39,27 @@ ManifestDir = Annotated[
 ApiUrl = Annotated[
     str | None,
     typer.Option("--api", help="Read batch manifests from this LiveProof API instead"),
+]
+#: Defaults of --manifest-timeout and --manifest-max-bytes (as chain.audit.manifests's).
+MANIFEST_TIMEOUT = 60.0
+MANIFEST_MAX_BYTES = 256 * 1024 * 1024
+ManifestTimeout = Annotated[
+    float,
+    typer.Option(
+        "--manifest-timeout",
+        min=0.001,
+        help="Seconds one manifest may take from --api, retries included: a source slower "
+        "than this (hanging, dripping bytes) fails that batch (batch-manifest)",
+    ),
+]
+ManifestMaxBytes = Annotated[
+    int,
+    typer.Option(
+        "--manifest-max-bytes",
+        min=1,
+        help="Bytes one manifest may hold (default 256 MiB): a larger one fails its batch "
+        "unread (batch-manifest)",
+    ),
 ]
 CursorFile = Annotated[
     Path | None,
@@ -80,18 +101,25 @@ def connect_chain(rpc: str, deployment_file: Path | None) -> tuple[Web3, Deploym
     return w3, deployment
 
 
-def manifest_source(directory: Path | None, api: str | None) -> ManifestSource:
-    """Manifests from ``--manifests DIR`` or ``--api URL`` (exactly one)."""
+def manifest_source(
+    directory: Path | None,
+    api: str | None,
+    *,
+    timeout: float = MANIFEST_TIMEOUT,
+    max_bytes: int = MANIFEST_MAX_BYTES,
+) -> ManifestSource:
+    """Manifests from ``--manifests DIR`` or ``--api URL`` (exactly one), each read within
+    ``timeout`` seconds (from an API) and ``max_bytes``; exits 2 for a bad directory or URL."""
     from chain.audit.manifests import ApiManifests, DirectoryManifests
     from chain.errors import ConfigurationError
 
     if (directory is None) == (api is None):
         die("give exactly one of --manifests DIR and --api URL", EXIT_USAGE)
-    if api is not None:
-        return ApiManifests(api)
-    assert directory is not None
     try:
-        return DirectoryManifests(directory)
+        if api is not None:
+            return ApiManifests(api, timeout=timeout, max_bytes=max_bytes)
+        assert directory is not None
+        return DirectoryManifests(directory, max_bytes=max_bytes)
     except ConfigurationError as exc:
         die(str(exc), EXIT_USAGE)
 
@@ -141,6 +169,8 @@ def finish(report: AuditReport, report_file: Path | None, *, summary: str) -> No
             fail(f"{finding.check} {finding.subject}", f"{finding.expected} vs {finding.found}")
         if len(failures) > SHOWN_PER_CHECK:
             fail(check, f"{len(failures) - SHOWN_PER_CHECK:,} more (see --report)")
+    for warning in report.warnings:
+        caution(warning)
     if report_file is not None:
         try:
             report_file.write_text(json.dumps(report.to_json(), indent=2) + "\n", "utf-8")

@@ -44,6 +44,11 @@ def fail(item: str, why: str) -> None:
     console.print(_labelled("FAIL", "red", f"{item}: {why}"))
 
 
+def caution(item: str) -> None:
+    """Print ``WARN: <item>`` (a figure worth a look that is not a failure) to stdout."""
+    console.print(_labelled("WARN", "yellow", item))
+
+
 def warn(message: str) -> None:
     """Print ``warning: <message>`` to stderr."""
     err_console.print(_labelled("warning", "yellow", message), soft_wrap=True)

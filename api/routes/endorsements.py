@@ -167,6 +167,7 @@ def endorse(
         block_number=block,
     )
     save(state, row)
+    state.lookups.forget_promises(row.anchor, row.product_id, row.room_hash)
     return row
 
 
@@ -206,6 +207,7 @@ def revoke_endorsement(
         raise ProblemError(409, "endorsement-revoked", "Already revoked", endorsement_id)
     row.revoked_tx = relay_revocation(state, ENDORSEMENT, endorsement_id, body)
     save(state, row)
+    state.lookups.forget_promises(row.anchor, row.product_id, row.room_hash)
     return row
 
 

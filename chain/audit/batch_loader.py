@@ -36,17 +36,21 @@ class LoadedBatch:
 
 
 def load_batch(source: ManifestSource, root: str) -> LoadedBatch:
-    """Read ``root``'s manifest from ``source``, parse its leaves and rebuild its root."""
+    """Read ``root``'s manifest from ``source``, parse its leaves and rebuild its root. Never
+    raises for what is wrong with one batch's manifest or its source: that is the problem."""
     try:
         manifest = source.get(root)
         if manifest is None:
             return LoadedBatch(None, None, "")
+        claimed = manifest.get("root", root)
+        if not isinstance(claimed, str) or claimed.lower() != root.lower():
+            shown = claimed if isinstance(claimed, str) else repr(claimed)
+            return LoadedBatch(None, None, f"the manifest of another root: {shown[:80]}")
         leaves = parse_leaves(manifest)
-    except ManifestError as exc:
-        return LoadedBatch(None, None, str(exc))
-    # The leaf hashes, the room and the buyer commitment are not judged: not sent back
-    # (the slimmed leaves keep only the columns an audit reads).
-    slim = replace(leaves, hashes=[], room_id=[], buyer_commitment=[])
+    except (ManifestError, RecursionError, MemoryError) as exc:
+        return LoadedBatch(None, None, str(exc) or type(exc).__name__)
+    # The leaf hashes are not judged: not sent back (every other column is).
+    slim = replace(leaves, hashes=[])
     return LoadedBatch(slim, leaves.root())
 
 
@@ -56,7 +60,7 @@ _worker_source: ManifestSource | None = None
 def _start_worker(source: ManifestSource) -> None:
     global _worker_source
     # An HTTP client's pooled connections must not be shared with the parent across fork.
-    _worker_source = ApiManifests(source.base_url) if isinstance(source, ApiManifests) else source
+    _worker_source = source.reopened() if isinstance(source, ApiManifests) else source
 
 
 def _load_in_worker(root: str) -> LoadedBatch:
@@ -80,8 +84,8 @@ def loaded_in_order(
     pool_after: int | None = None,
 ) -> Iterator[tuple[T, LoadedBatch]]:
     """Each of ``items`` with its loaded batch, in order; up to ``jobs`` processes load ahead
-    once ``pool_after`` items were loaded here (errors reading the source, such as an
-    unreachable API, are raised here)."""
+    once ``pool_after`` items were loaded here. A source that fails (an unreachable API, junk,
+    a hang past its deadline) fails its batches' loads, never the iteration."""
     jobs = default_jobs() if jobs is None else jobs
     pool_after = POOL_AFTER if pool_after is None else pool_after
     pool: ProcessPoolExecutor | None = None

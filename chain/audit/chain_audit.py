@@ -22,15 +22,27 @@ from typing import Any
 from web3 import Web3
 
 from chain.audit.batch_loader import LoadedBatch, loaded_in_order
+from chain.audit.block_clock import BlockClock
+from chain.audit.buyer_reuse import BuyerReuse
 from chain.audit.findings import CHAIN_CHECKS, AuditReport, Finding
 from chain.audit.manifests import Leaves, ManifestSource
-from chain.audit.receipt_index import DEFAULT_MEMORY_LIMIT, ReceiptIndex
-from chain.audit.registry import REGISTRY_EVENTS, Claim, Registry
+from chain.audit.origin import ORIGIN_CHECK, locate
+from chain.audit.receipt_index import (
+    CURRENCY_SHIFT,
+    DEFAULT_MEMORY_LIMIT,
+    PRICE_SHIFT,
+    PRODUCT_SHIFT,
+    SESSION_SHIFT,
+    ReceiptIndex,
+    SaleTerms,
+    with_refunded,
+)
+from chain.audit.registry import REGISTRY_EVENTS, Claim, Endorsement, LiveSession, Registry
 from chain.audit.state_files import check_resume_point, parse_state, state_json, unusable
 from chain.deploy import Deployment
 from chain.events import ChainEvent, EventReader, ScanCursor
 
-_FORMAT = "liveproof-audit-cursor/2"
+_FORMAT = "liveproof-audit-cursor/3"
 LEDGER_EVENTS = ("SaleLedger.BatchCommitted", "SaleLedger.ReceiptRecorded")
 _ZERO32 = bytes(32)
 _SALE = 0
@@ -39,6 +51,13 @@ _NONE: frozenset[bytes] = frozenset()
 _CHECKPOINT_SECONDS = 5.0
 #: (product, block) claim lists kept at most (sales without an endorsement add one per batch).
 _CLAIMS_CACHE_SIZE = 4_096
+#: Seconds a receipt's ``orderedAt`` (the platform's clock) may stray past the chain's block
+#: times: before its session opened, after it closed, after the block that committed it.
+DEFAULT_CLOCK_TOLERANCE = 300
+#: Seconds after its session closed within which a sale may still be committed.
+DEFAULT_LATE_COMMIT_TOLERANCE = 3_600
+#: Sales under one buyer commitment from which a ``WARN:`` line names it.
+DEFAULT_REUSE_THRESHOLD = 5
 
 Progress = Callable[[str, int, int], None]
 
@@ -69,16 +88,34 @@ def _root_hex(event: ChainEvent) -> str:
     return _hex(_root_of(event))
 
 
-class _Subject:
-    """``receipt 0x…``, formatted only when a finding needs it (most receipts pass)."""
+def _currency_text(code: int) -> str:
+    return code.to_bytes(3, "big").decode("ascii", "replace")
 
-    __slots__ = ("receipt_id",)
 
-    def __init__(self, receipt_id: bytes) -> None:
-        self.receipt_id = receipt_id
+@dataclass(frozen=True, slots=True)
+class RefundTerms:
+    """A refund leaf's values that its sale must agree with."""
 
-    def __str__(self) -> str:
-        return f"receipt {_hex(self.receipt_id)}"
+    refund_id: bytes
+    sale_id: bytes
+    quantity: int
+    session: int
+    product: int
+    currency: int
+    unit_price: int
+    ordered_at: int
+
+    def to_json(self) -> list[Any]:
+        """For a cursor file."""
+        return [self.refund_id.hex(), self.sale_id.hex(), self.quantity, self.session,
+                self.product, self.currency, str(self.unit_price), self.ordered_at]  # fmt: skip
+
+    @classmethod
+    def from_json(cls, row: list[Any]) -> RefundTerms:
+        """From a cursor file."""
+        rid, ref, qty, session, product, currency, price, at = row
+        return cls(bytes.fromhex(rid), bytes.fromhex(ref), int(qty), int(session), int(product),
+                   int(currency), int(price), int(at))  # fmt: skip
 
 
 @dataclass
@@ -89,10 +126,13 @@ class LedgerState:
     index: ReceiptIndex
     checked: Counter[str] = field(default_factory=Counter)
     findings: list[Finding] = field(default_factory=list)
-    #: refunds whose sale was not seen yet: (refund id, sale id, quantity, session id)
-    waiting: list[tuple[bytes, bytes, int, bytes]] = field(default_factory=list)
+    #: refunds whose sale was not seen yet
+    waiting: list[RefundTerms] = field(default_factory=list)
     #: verified net units per session id
     net: Counter[bytes] = field(default_factory=Counter)
+    #: units refunded per session id (the sale's session)
+    refunded: Counter[bytes] = field(default_factory=Counter)
+    buyers: BuyerReuse = field(default_factory=BuyerReuse)
     batches: int = 0
     receipts: int = 0
 
@@ -103,23 +143,33 @@ class LedgerState:
             "next_log_index": self.cursor.next_log_index,
             "checked": dict(self.checked),
             "findings": [[f.check, f.subject, f.expected, f.found] for f in self.findings],
-            "waiting": [[a.hex(), b.hex(), q, s.hex()] for a, b, q, s in self.waiting],
+            "waiting": [w.to_json() for w in self.waiting],
             "net": {k.hex(): v for k, v in self.net.items()},
+            "refunded": {k.hex(): v for k, v in self.refunded.items()},
+            "buyer_repeats": {k.hex(): v for k, v in self.buyers.repeats.items()},
             "batches": self.batches,
             "receipts": self.receipts,
         }
         self.index.checkpoint(state_json(_FORMAT, state, deployment))
 
     @classmethod
-    def open(cls, path: Path | None, deployment: Deployment, *, memory_limit: int) -> LedgerState:
-        """The state saved in the cursor file ``path``, or a fresh one (also for ``None``)."""
+    def open(
+        cls,
+        path: Path | None,
+        deployment: Deployment,
+        *,
+        memory_limit: int,
+        start: int | None = None,
+    ) -> LedgerState:
+        """The state saved in the cursor file ``path``, or a fresh one (also for ``None``)
+        starting at block ``start`` (default: the deployment file's first block)."""
         try:
             index = ReceiptIndex(path, memory_limit=memory_limit)
             saved = index.saved_state()
         except sqlite3.DatabaseError as exc:
             raise unusable(path or Path("?"), exc) from None
         if saved is None:
-            return cls(ScanCursor(deployment.start_block), index)
+            return cls(ScanCursor(deployment.start_block if start is None else start), index)
         assert path is not None
         data = parse_state(saved, path, _FORMAT, deployment)
         try:
@@ -128,11 +178,12 @@ class LedgerState:
                 index=index,
                 checked=Counter(data["checked"]),
                 findings=[Finding(*f) for f in data["findings"]],
-                waiting=[
-                    (bytes.fromhex(a), bytes.fromhex(b), int(q), bytes.fromhex(s))
-                    for a, b, q, s in data["waiting"]
-                ],
+                waiting=[RefundTerms.from_json(row) for row in data["waiting"]],
                 net=Counter({bytes.fromhex(k): int(v) for k, v in data["net"].items()}),
+                refunded=Counter({bytes.fromhex(k): int(v) for k, v in data["refunded"].items()}),
+                buyers=BuyerReuse(
+                    {bytes.fromhex(k): int(v) for k, v in data["buyer_repeats"].items()}
+                ),
                 batches=int(data["batches"]),
                 receipts=int(data["receipts"]),
             )
@@ -155,10 +206,16 @@ class ChainAudit:
         to_block: int | None = None,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
         jobs: int | None = None,
+        clock_tolerance: int = DEFAULT_CLOCK_TOLERANCE,
+        late_commit_tolerance: int = DEFAULT_LATE_COMMIT_TOLERANCE,
+        reuse_threshold: int = DEFAULT_REUSE_THRESHOLD,
     ) -> None:
         """Audit ``deployment``'s events up to ``to_block`` (default: the latest block);
         ``memory_limit`` receipt ids stay in memory, the rest on disk; ``jobs`` processes
-        load the manifests (default: one per CPU)."""
+        load the manifests (default: one per CPU). ``clock_tolerance`` seconds are allowed
+        between the platform's clock and block times, ``late_commit_tolerance`` between a
+        session's close and the commit of its sales; a buyer commitment on
+        ``reuse_threshold`` sales or more gets a warning."""
         self.w3 = w3
         self.deployment = deployment
         self.manifests = manifests
@@ -168,8 +225,26 @@ class ChainAudit:
         self.to_block = to_block
         self.memory_limit = memory_limit
         self.jobs = jobs
+        self.clock_tolerance = clock_tolerance
+        self.late_commit_tolerance = late_commit_tolerance
+        self.reuse_threshold = reuse_threshold
+        self.clock = BlockClock(w3)
         self.registry = Registry()
         self._claims_cache: dict[tuple[bytes, int], list[Claim]] = {}
+        self._index_registry()
+
+    def _index_registry(self) -> None:
+        """The lookups the receipt checks need, from :attr:`registry`."""
+        registry = self.registry
+        #: Sessions and products numbered in chain order from 1 (0: not on chain).
+        self._session_ids: list[bytes] = [_ZERO32, *registry.sessions]
+        self._session_no = {sid: n for n, sid in enumerate(self._session_ids) if n}
+        self._product_no = {pid: n + 1 for n, pid in enumerate(registry.products)}
+        self._promises = registry.promises()
+        for promises in self._promises.values():
+            for e in promises:
+                e.recorded_at = self.clock.at(e.block)
+        self._anchor_times = registry.anchor_times(self.clock.at)
 
     def run(self) -> AuditReport:
         """Scan, check, and return the report."""
@@ -177,21 +252,28 @@ class ChainAudit:
         reader = EventReader(self.w3, self.deployment, chunk_size=self.chunk_size)
         latest = reader.latest_block()
         end = latest if self.to_block is None else self.to_block
-        start = self.deployment.start_block
+        # From the chain, not the file: a file claiming a later block would hide early events.
+        origin = locate(self.w3, self.deployment, block=latest)
+        start = origin.start_block
         self.registry = Registry.of(
             reader.iter_events(start, end, names=REGISTRY_EVENTS, progress=self._step("registry"))
         )
-        state = LedgerState.open(self.cursor_file, self.deployment, memory_limit=self.memory_limit)
+        self._index_registry()
+        state = LedgerState.open(
+            self.cursor_file, self.deployment, memory_limit=self.memory_limit, start=start
+        )
         try:
             check_resume_point(state.cursor.next_block, latest)
             ledger = self._scan_ledger(state, end)
             report = AuditReport("chain", dict(CHAIN_CHECKS), Counter(state.checked))
-            report.findings = list(state.findings)
+            report.findings = [*origin.findings, *state.findings]
+            report.checked[ORIGIN_CHECK] += len(origin.creations)
             self._finish(state, report)
         finally:
             state.index.close()
         elapsed = time.perf_counter() - started
         report.stats = {
+            **report.stats,
             "chain_id": self.deployment.chain_id,
             "from_block": start,
             "to_block": end,
@@ -201,7 +283,7 @@ class ChainAudit:
             "sessions": len(self.registry.sessions),
             "seconds": round(elapsed, 4),
             "receipts_per_s": round(state.receipts / elapsed) if elapsed else None,
-            "rpc_requests": reader.stats.requests + ledger.stats.requests,
+            "rpc_requests": reader.stats.requests + ledger.stats.requests + self.clock.requests,
             "peak_rss_mb": peak_rss_mb(),
         }
         return report
@@ -262,7 +344,7 @@ class ChainAudit:
             # The manifest is not what was committed: none of its leaves is proven.
             fail("batch-root", _hex(root), _hex(rebuilt))
             return
-        self._receipts(state, leaves, event.block_number)
+        self._receipts(state, leaves, event.block_number, self.clock.of(event))
 
     def _claims(self, product_id: bytes, block: int) -> list[Claim]:
         key = (product_id, block)
@@ -275,10 +357,14 @@ class ChainAudit:
             self._claims_cache[key] = found
         return found
 
-    def _receipts(self, state: LedgerState, leaves: Leaves, block: int) -> None:
-        registry = self.registry
-        sessions = registry.sessions
-        endorsements = registry.endorsements
+    def _receipts(self, state: LedgerState, leaves: Leaves, block: int, committed_at: int) -> None:
+        """Judge one proven batch's receipts (committed in ``block`` at ``committed_at``).
+
+        A sale's verdict depends on its values but not on its id, quantity or buyer: sales
+        alike in session, product, endorsement, room, currency, time and price (most of a
+        batch, from one live room in a few seconds) are judged once per batch."""
+        session_no = self._session_no
+        product_no = self._product_no
         index = state.index
         sales = index.sales
         refunds = index.refunds
@@ -286,129 +372,208 @@ class ChainAudit:
         net = state.net
         checked = state.checked
         findings = state.findings
-        n_sales = n_refunds = n_endorsed = 0
+        n_sales = n_refunds = n_endorsed = n_priced = 0
+        buyers: list[bytes] = []
+        verdicts: dict[tuple[Any, ...], _Verdict] = {}
         rows = zip(
-            leaves.receipt_id, leaves.kind, leaves.refers_to, leaves.session_id,
+            leaves.receipt_id, leaves.kind, leaves.refers_to, leaves.room_id, leaves.session_id,
             leaves.product_id, leaves.endorsement_id, leaves.quantity, leaves.unit_price,
-            leaves.currency, leaves.ordered_at, strict=True,
+            leaves.currency, leaves.ordered_at, leaves.buyer_commitment, strict=True,
         )  # fmt: skip
-        for rid, kind, ref, sess, prod, end, qty, price, cur, at in rows:
+        for rid, kind, ref, room, sess, prod, end, qty, price, cur, at, buyer in rows:
             if rid in sales or rid in refunds or rid in on_disk:
                 findings.append(
                     Finding("duplicate-receipt", f"receipt {_hex(rid)}", "one commit", "two")
                 )
                 continue
+            key = (kind, sess, prod, end, room, cur, at, price)
+            verdict = verdicts.get(key)
+            if verdict is None:
+                verdict = verdicts[key] = self._judge(key, block, committed_at)
+            if verdict.failures:
+                subject = f"receipt {_hex(rid)}"
+                findings.extend(Finding(c, subject, e, f) for c, e, f in verdict.failures)
             if kind != _SALE:
                 n_refunds += 1
                 refunds.add(rid)
+                terms = RefundTerms(
+                    rid, ref, qty, session_no.get(sess, 0), product_no.get(prod, 0),
+                    int.from_bytes(cur, "big"), price, at,
+                )  # fmt: skip
                 if index.sale(ref) is not None:
-                    _refund_into(state, findings, rid, ref, qty, sess)
+                    self._refund_into(state, findings, terms)
                 else:
-                    state.waiting.append((rid, ref, qty, sess))
+                    state.waiting.append(terms)
                 continue
             n_sales += 1
-            sales[rid] = qty
+            n_endorsed += verdict.endorsed
+            n_priced += verdict.priced
+            buyers.append(buyer)
+            sales[rid] = qty | verdict.packed
             net[sess] += qty
-            subject = _Subject(rid)
-            live = sessions.get(sess)
-            if live is None:
-                findings.append(
-                    Finding("order-in-session", str(subject), "a session opened on chain", "none")
-                )
-            elif at < live.opened_at or (live.closed_at is not None and at > live.closed_at):
-                window = f"ordered in [{live.opened_at}, {live.closed_at or 'open'}]"
-                findings.append(
-                    Finding("order-in-session", str(subject), window, f"ordered at {at}")
-                )
-            claims_block = block
-            if end != _ZERO32:
-                n_endorsed += 1
-                endorsement = endorsements.get(end)
-                if endorsement is None:
-                    findings.append(
-                        Finding(
-                            "sale-endorsement", str(subject), "a recorded endorsement", _hex(end)
-                        )
-                    )
-                else:
-                    claims_block = endorsement.block
-                    self._endorsed_sale(findings, subject, endorsement, prod, price, cur, at)
-            for claim in self._claims(prod, claims_block):
-                if claim.revoked_at is not None and claim.revoked_at <= at:
-                    findings.append(
-                        Finding(
-                            "sale-claims", str(subject), f"claim {_hex(claim.claim_id)} in force",
-                            f"revoked at {claim.revoked_at}, ordered at {at}",
-                        )
-                    )  # fmt: skip
-                elif claim.valid_until < at:
-                    findings.append(
-                        Finding(
-                            "sale-claims", str(subject), f"claim {_hex(claim.claim_id)} in force",
-                            f"expired at {claim.valid_until}, ordered at {at}",
-                        )
-                    )  # fmt: skip
+        state.buyers.add(buyers)
         state.receipts += len(leaves)
         checked["duplicate-receipt"] += len(leaves)
+        checked["receipt-room"] += len(leaves)
+        checked["receipt-product"] += len(leaves)
+        checked["order-time"] += len(leaves)
         checked["order-in-session"] += n_sales
+        checked["sale-anchor"] += n_sales
+        checked["late-commit"] += n_sales
+        checked["promise-omitted"] += n_sales
         checked["sale-claims"] += n_sales
         checked["sale-endorsement"] += n_endorsed
-        checked["sale-price"] += n_endorsed
+        checked["sale-price"] += n_priced
         checked["refund-match"] += n_refunds
 
-    @staticmethod
-    def _endorsed_sale(
-        findings: list[Finding],
-        subject: object,
-        endorsement: Any,
-        product: bytes,
-        price: int,
-        currency: bytes,
-        at: int,
-    ) -> None:
-        e = endorsement
-        if (
-            e.product_id == product
-            and (e.revoked_at is None or e.revoked_at > at)
-            and e.valid_from <= at <= e.valid_until
-            and currency == e.currency
-            and price <= e.unit_price
-        ):
-            return
-        text = str(subject)
-        if e.product_id != product:
-            findings.append(
-                Finding("sale-endorsement", text, f"product {_hex(e.product_id)}", _hex(product))
-            )
-        if e.revoked_at is not None and e.revoked_at <= at:
-            findings.append(
-                Finding(
-                    "sale-endorsement", text, f"ordered before revocation at {e.revoked_at}",
-                    f"ordered at {at}",
-                )
+    def _judge(self, key: tuple[Any, ...], block: int, committed_at: int) -> _Verdict:
+        """The verdict on a receipt with these values (all but its id, quantity and buyer),
+        committed in ``block`` at ``committed_at``."""
+        kind, sess, prod, end, room, cur, at, price = key
+        failures: list[tuple[str, str, str]] = []
+        tolerance = self.clock_tolerance
+        live = self.registry.sessions.get(sess)
+        if live is not None and room != live.room_id:
+            expected = f"room {_hex(live.room_id)} of session {_hex(sess)}"
+            failures.append(("receipt-room", expected, f"room {_hex(room)}"))
+        product = self.registry.products.get(prod)
+        if product is None or product.block > block:
+            failures.append(
+                ("receipt-product", f"product {_hex(prod)} registered by block {block}",
+                 "not registered" if product is None else f"block {product.block}")
             )  # fmt: skip
-        elif not e.valid_from <= at <= e.valid_until:
-            findings.append(
-                Finding(
-                    "sale-endorsement", text, f"ordered in [{e.valid_from}, {e.valid_until}]",
-                    f"ordered at {at}",
-                )
+        if at > committed_at + tolerance:
+            failures.append(
+                ("order-time", f"ordered by {committed_at} (+{tolerance} s), when block {block} "
+                 "committed it", f"ordered at {at}")
             )  # fmt: skip
-        if currency != e.currency or price > e.unit_price:
-            promised = f"at most {e.unit_price} {e.currency.decode('ascii', 'replace')}"
+        packed = (
+            (at << 64) | (self._session_no.get(sess, 0) << SESSION_SHIFT)
+            | (self._product_no.get(prod, 0) << PRODUCT_SHIFT)
+            | (int.from_bytes(cur, "big") << CURRENCY_SHIFT) | (price << PRICE_SHIFT)
+        )  # fmt: skip
+        if kind != _SALE:
+            return _Verdict(tuple(failures), packed, False, False)
+        late_after = self.late_commit_tolerance
+        binding: list[Endorsement] = []
+        if live is None:
+            failures.append(("order-in-session", "a session opened on chain", "none"))
+        else:
+            if at < live.opened_at - tolerance or (
+                live.closed_at is not None and at > live.closed_at + tolerance
+            ):
+                window = f"ordered in [{live.opened_at}, {live.closed_at or 'open'}]"
+                failures.append(("order-in-session", window, f"ordered at {at}"))
+            if not self._anchor_registered(live.anchor, at):
+                failures.append(
+                    ("sale-anchor", f"host {live.anchor} a registered anchor at {at}",
+                     "not registered then")
+                )  # fmt: skip
+            if live.closed_at is not None and committed_at > live.closed_at + late_after:
+                failures.append(
+                    ("late-commit", f"committed by {live.closed_at + late_after} (session closed "
+                     f"at {live.closed_at}, +{late_after} s)",
+                     f"committed at {committed_at} (block {block})")
+                )  # fmt: skip
+            binding = [
+                e for e in self._promises.get((live.anchor, prod, room), ())
+                if e.recorded_at <= at and e.valid_from <= at <= e.valid_until
+                and (e.revoked_at is None or e.revoked_at > at)
+            ]  # fmt: skip
+        claims_block = block
+        named: Endorsement | None = None
+        if end != _ZERO32:
+            named = self.registry.endorsements.get(end)
+            if named is None:
+                failures.append(("sale-endorsement", "a recorded endorsement", _hex(end)))
+            else:
+                claims_block = named.block
+                failures += _named_endorsement(named, live, prod, room, price, cur, at, block)
+        elif binding:
+            failures.append(
+                ("promise-omitted", f"endorsement {_hex(binding[0].endorsement_id)} named (in "
+                 "force for its host, product and room)", "none named")
+            )  # fmt: skip
+        for e in binding:
+            if e is not named and (cur != e.currency or price > e.unit_price):
+                failures.append(_price_failure(e, price, cur))
+                break
+        for claim in self._claims(prod, claims_block):
+            if claim.revoked_at is not None and claim.revoked_at <= at:
+                failures.append(
+                    ("sale-claims", f"claim {_hex(claim.claim_id)} in force",
+                     f"revoked at {claim.revoked_at}, ordered at {at}")
+                )  # fmt: skip
+            elif claim.valid_until < at:
+                failures.append(
+                    ("sale-claims", f"claim {_hex(claim.claim_id)} in force",
+                     f"expired at {claim.valid_until}, ordered at {at}")
+                )  # fmt: skip
+        endorsed = end != _ZERO32
+        return _Verdict(tuple(failures), packed, endorsed, endorsed or bool(binding))
+
+    def _anchor_registered(self, anchor: str, at: int) -> bool:
+        """True when ``anchor`` was a registered anchor at time ``at`` (block timestamps)."""
+        for start, end in self._anchor_times.get(anchor, ()):
+            if start <= at and (end is None or at < end):
+                return True
+        return False
+
+    def _refund_into(self, state: LedgerState, findings: list[Finding], r: RefundTerms) -> None:
+        """Judge a refund against its sale and count it in the sale's session."""
+        packed = state.index.sale(r.sale_id)
+        assert packed is not None
+        sale = SaleTerms.of(packed)
+        subject = f"refund {_hex(r.refund_id)}"
+        ids = self._session_ids
+
+        def terms(session: int, product: int, currency: int) -> str:
+            return (f"session {_hex(ids[session]) if session else 'not on chain'}, product "
+                    f"#{product}, {_currency_text(currency)}")  # fmt: skip
+
+        if (r.session, r.product, r.currency) != (sale.session, sale.product, sale.currency):
+            findings.append(
+                Finding("refund-terms", subject,
+                        f"the sale's {terms(sale.session, sale.product, sale.currency)}",
+                        terms(r.session, r.product, r.currency))
+            )  # fmt: skip
+        if r.unit_price > sale.unit_price:
+            findings.append(
+                Finding("refund-terms", subject, f"unit price at most {sale.unit_price}",
+                        str(r.unit_price))
+            )  # fmt: skip
+        if r.ordered_at < sale.ordered_at:
+            findings.append(
+                Finding("refund-terms", subject, f"dated at or after the sale ({sale.ordered_at})",
+                        f"dated {r.ordered_at}")
+            )  # fmt: skip
+        packed = with_refunded(packed, r.quantity)
+        state.index.sales[r.sale_id] = packed
+        # Counted in the sale's session, whatever session the refund names.
+        session = ids[sale.session] if sale.session else None
+        if session is not None:
+            state.net[session] -= r.quantity
+            state.refunded[session] += r.quantity
+        refunded = (packed >> 32) & 0xFFFF_FFFF
+        if refunded > sale.quantity:
             findings.append(
                 Finding(
-                    "sale-price", text, promised,
-                    f"{price} {currency.decode('ascii', 'replace')}",
+                    "over-refund", subject, f"at most {sale.quantity} refunded",
+                    f"{refunded} refunded",
                 )
             )  # fmt: skip
 
     def _finish(self, state: LedgerState, report: AuditReport) -> None:
-        for rid, ref, qty, sess in state.waiting:
-            if state.index.sale(ref) is not None:
-                _refund_into(state, report.findings, rid, ref, qty, sess)
+        for waiting in state.waiting:
+            if state.index.sale(waiting.sale_id) is not None:
+                self._refund_into(state, report.findings, waiting)
             else:
-                report.add("refund-match", f"refund {_hex(rid)}", f"sale {_hex(ref)}", "none")
+                report.add(
+                    "refund-match", f"refund {_hex(waiting.refund_id)}",
+                    f"sale {_hex(waiting.sale_id)}", "none",
+                )  # fmt: skip
+        refunds_matched = state.checked["refund-match"]
+        report.checked["refund-terms"] += refunds_matched
         report.checked["over-refund"] += state.index.refunded_sales()
         for endorsement, signer_ok in self.registry.endorsement_signers:
             report.checked["endorsement-signer"] += 1
@@ -420,33 +585,96 @@ class ChainAudit:
                     "not registered at that block",
                 )
         net = state.net
+        sessions: list[dict[str, Any]] = []
         for live in self.registry.sessions.values():
+            verified, refunded = net[live.session_id], state.refunded[live.session_id]
+            sold = verified + refunded
+            sessions.append({
+                "session": _hex(live.session_id),
+                "anchor": live.anchor,
+                "displayed": live.displayed_sales,
+                "verified_net": verified,
+                "sold": sold,
+                "refunded": refunded,
+                "refund_rate": round(refunded / sold, 4) if sold else None,
+            })  # fmt: skip
             if live.displayed_sales is None:
                 continue
             report.checked["displayed-sales"] += 1
-            if live.displayed_sales > net[live.session_id]:
+            if live.displayed_sales > verified:
                 report.add(
                     "displayed-sales",
                     f"session {_hex(live.session_id)}",
-                    f"at most {net[live.session_id]} (verified net)",
+                    f"at most {verified} (verified net)",
                     f"{live.displayed_sales} displayed",
                 )
-
-
-def _refund_into(
-    state: LedgerState, findings: list[Finding], rid: bytes, ref: bytes, qty: int, session: bytes
-) -> None:
-    """Count a refund against its sale (and the refund's session's net sales)."""
-    before = state.index.sale(ref)
-    assert before is not None
-    packed = before + (qty << 32)
-    state.index.sales[ref] = packed
-    state.net[session] -= qty
-    sold, refunded = packed & 0xFFFFFFFF, packed >> 32
-    if refunded > sold:
-        findings.append(
-            Finding(
-                "over-refund", f"refund {_hex(rid)}", f"at most {sold} refunded",
-                f"{refunded} refunded",
+        sold_all = sum(s["sold"] for s in sessions)
+        refunded_all = sum(s["refunded"] for s in sessions)
+        report.stats["sessions_detail"] = sessions
+        report.stats["refund_rate"] = round(refunded_all / sold_all, 4) if sold_all else None
+        threshold = self.reuse_threshold
+        report.stats["buyer_commitments"] = state.buyers.stats(threshold)
+        for commitment, count in state.buyers.over(threshold):
+            report.warnings.append(
+                f"buyer-reuse {_hex(commitment)}: on {count} sales (threshold {threshold})"
             )
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """What a receipt's values earn it: failures as (check, expected, found), its index entry
+    without the quantity, whether it names an endorsement, whether a price promise applies."""
+
+    failures: tuple[tuple[str, str, str], ...]
+    packed: int
+    endorsed: bool
+    priced: bool
+
+
+def _named_endorsement(
+    e: Endorsement,
+    live: LiveSession | None,
+    product: bytes,
+    room: bytes,
+    price: int,
+    currency: bytes,
+    at: int,
+    block: int,
+) -> list[tuple[str, str, str]]:
+    """How a sale fails the endorsement it names (empty when it keeps it)."""
+    failures: list[tuple[str, str, str]] = []
+    if e.product_id != product:
+        failures.append(("sale-endorsement", f"product {_hex(e.product_id)}", _hex(product)))
+    if e.room_id != room:
+        failures.append(("sale-endorsement", f"room {_hex(e.room_id)}", _hex(room)))
+    if live is not None and e.anchor != live.anchor:
+        failures.append(
+            ("sale-endorsement", f"the session's host {live.anchor}", f"endorsement by {e.anchor}")
+        )
+    if e.block > block:
+        failures.append(
+            ("sale-endorsement", f"recorded by block {block} (the sale's commit)",
+             f"block {e.block}")
         )  # fmt: skip
+    if e.revoked_at is not None and e.revoked_at <= at:
+        failures.append(
+            ("sale-endorsement", f"ordered before revocation at {e.revoked_at}",
+             f"ordered at {at}")
+        )  # fmt: skip
+    elif not e.valid_from <= at <= e.valid_until:
+        failures.append(
+            ("sale-endorsement", f"ordered in [{e.valid_from}, {e.valid_until}]",
+             f"ordered at {at}")
+        )  # fmt: skip
+    if currency != e.currency or price > e.unit_price:
+        failures.append(_price_failure(e, price, currency))
+    return failures
+
+
+def _price_failure(e: Endorsement, price: int, currency: bytes) -> tuple[str, str, str]:
+    """``sale-price``: a sale above (or in another currency than) promise ``e``."""
+    promised = f"at most {e.unit_price} {e.currency.decode('ascii', 'replace')}"
+    return (
+        "sale-price", f"{promised} (endorsement {_hex(e.endorsement_id)})",
+        f"{price} {currency.decode('ascii', 'replace')}",
+    )  # fmt: skip

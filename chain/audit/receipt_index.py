@@ -20,6 +20,7 @@ import sqlite3
 import tempfile
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -32,11 +33,68 @@ DEFAULT_MEMORY_LIMIT: Final = 250_000
 #: Ids per ``IN (...)`` query (well under SQLite's parameter limit).
 _QUERY_CHUNK: Final = 500
 _REFUNDED: Final = 1 << 32
+_U32: Final = 0xFFFF_FFFF
+_U64: Final = (1 << 64) - 1
+
+# A sale's entry is one int: quantity (bits 0-31), units refunded (32-63), orderedAt (64-127),
+# the sale's session number (128-159) and product number (160-191) in the audit's registry
+# (0: none on chain), its currency (192-215) and unit price (216 on). On disk: the low 64 bits
+# (``units``), the rest as bytes (``terms``).
+SESSION_SHIFT: Final = 128
+PRODUCT_SHIFT: Final = 160
+CURRENCY_SHIFT: Final = 192
+PRICE_SHIFT: Final = 216
+
+
+@dataclass(frozen=True, slots=True)
+class SaleTerms:
+    """What a refund is judged against: its sale's entry, unpacked."""
+
+    quantity: int
+    refunded: int
+    ordered_at: int
+    session: int
+    product: int
+    currency: int
+    unit_price: int
+
+    @classmethod
+    def of(cls, packed: int) -> SaleTerms:
+        """Unpack an index entry."""
+        return cls(
+            packed & _U32,
+            (packed >> 32) & _U32,
+            (packed >> 64) & _U64,
+            (packed >> SESSION_SHIFT) & _U32,
+            (packed >> PRODUCT_SHIFT) & _U32,
+            (packed >> CURRENCY_SHIFT) & 0xFF_FFFF,
+            packed >> PRICE_SHIFT,
+        )
+
+
+def with_refunded(packed: int, units: int) -> int:
+    """``packed`` with ``units`` more refunded (saturating at 2**32 - 1: an over-refund anyway)."""
+    refunded = min(((packed >> 32) & _U32) + units, _U32)
+    return (packed & ~(_U32 << 32)) | (refunded << 32)
+
+
+def _split(packed: int) -> tuple[int, bytes]:
+    """(low 64 bits as SQLite's signed INTEGER, the rest as bytes)."""
+    low, high = packed & _U64, packed >> 64
+    signed = low - (1 << 64) if low >= 1 << 63 else low
+    return signed, high.to_bytes((high.bit_length() + 7) // 8, "little")
+
+
+def _join(units: int, terms: bytes) -> int:
+    return (int(units) & _U64) | (int.from_bytes(terms, "little") << 64)
+
+
 #: SQLite's page cache for the index (KiB): most lookups of recent ids stay in it.
 _CACHE_KIB: Final = 8_192
 
 _SCHEMA: Final = (
-    "CREATE TABLE IF NOT EXISTS sales (id BLOB PRIMARY KEY, packed INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS sales (id BLOB PRIMARY KEY, units INTEGER NOT NULL,"
+    " terms BLOB NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS refunds (id BLOB PRIMARY KEY) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
@@ -52,7 +110,7 @@ class ReceiptIndex:
         """An index in ``path`` (kept: a cursor) or in a temporary file (``None``)."""
         self.path = path
         self.memory_limit = memory_limit
-        #: sale receipt id -> quantity | refunded << 32
+        #: sale receipt id -> its packed entry (see :class:`SaleTerms`)
         self.sales: dict[bytes, int] = {}
         self.refunds: set[bytes] = set()
         # Entries being written to disk by a background thread: still looked up here.
@@ -127,7 +185,8 @@ class ReceiptIndex:
         if own:
             db.execute("BEGIN")
         # In key order: B-tree pages are then filled one after another.
-        db.executemany("INSERT OR REPLACE INTO sales VALUES (?, ?)", sorted(sales.items()))
+        rows = [(rid, *_split(packed)) for rid, packed in sorted(sales.items())]
+        db.executemany("INSERT OR REPLACE INTO sales VALUES (?, ?, ?)", rows)
         db.executemany("INSERT OR IGNORE INTO refunds VALUES (?)", [(r,) for r in refunds])
         if own:
             db.execute("COMMIT")
@@ -204,22 +263,24 @@ class ReceiptIndex:
         return found
 
     def sale(self, rid: bytes) -> int | None:
-        """The packed sale (quantity | refunded << 32) of ``rid``, or None."""
+        """The packed entry of sale ``rid`` (see :class:`SaleTerms`), or None."""
         packed = self.sales.get(rid)
         if packed is None:
             packed = self._spilling.get(rid)
         if packed is not None or self._bloom is None or not self._bloom.may_hold([rid])[0]:
             return packed
-        row = self._read().execute("SELECT packed FROM sales WHERE id = ?", (rid,)).fetchone()
-        return None if row is None else int(row[0])
+        row = self._read().execute("SELECT units, terms FROM sales WHERE id = ?", (rid,)).fetchone()
+        return None if row is None else _join(row[0], row[1])
 
     def refunded_sales(self) -> int:
         """How many sales have any unit refunded."""
         self._wait_for_spill()
-        count = sum(1 for packed in self.sales.values() if packed >= _REFUNDED)
+        count = sum(1 for packed in self.sales.values() if packed & _U64 >= _REFUNDED)
         if self._db is not None:
             # Sales in memory override their older copy on disk.
-            on_disk = self._db.execute("SELECT id FROM sales WHERE packed >= ?", (_REFUNDED,))
+            on_disk = self._db.execute(
+                "SELECT id FROM sales WHERE units >= ? OR units < 0", (_REFUNDED,)
+            )
             count += sum(1 for (rid,) in on_disk if rid not in self.sales)
         return count
 

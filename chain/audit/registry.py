@@ -3,7 +3,7 @@ endorsement, claim and live session, as an auditor needs them to judge receipts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from chain.events import ChainEvent
@@ -70,6 +70,8 @@ class Endorsement:
     block: int
     tx_hash: str
     revoked_at: int | None = None
+    #: The timestamp of the block that recorded it (filled in by an audit).
+    recorded_at: int = 0
 
 
 @dataclass
@@ -207,6 +209,28 @@ class Registry:
         spans = self.anchor_spans.get(endorsement.anchor, [])
         signer_ok = bool(spans) and spans[-1][1] is None
         self.endorsement_signers.append((endorsement, signer_ok))
+
+    def promises(self) -> dict[tuple[str, bytes, bytes], list[Endorsement]]:
+        """Endorsements by (anchor, product, room): the promises that may bind a sale by that
+        anchor's session of that product in that room, whether or not the sale names them."""
+        found: dict[tuple[str, bytes, bytes], list[Endorsement]] = {}
+        for e in self.endorsements.values():
+            found.setdefault((e.anchor, e.product_id, e.room_id), []).append(e)
+        return found
+
+    def anchor_times(
+        self, time_of: Callable[[int], int]
+    ) -> dict[str, list[tuple[int, int | None]]]:
+        """Per anchor address, the time spans (block timestamps, ``[from, to)``) during which it
+        was registered; ``time_of`` gives a block's timestamp."""
+        return {
+            anchor: [
+                (time_of(start), None if end is None else time_of(end))
+                for start, end in spans
+                if start is not None
+            ]
+            for anchor, spans in self.anchor_spans.items()
+        }
 
     def claims_before(self, product_id: bytes, block: int) -> list[Claim]:
         """The product's claims added at or before ``block``."""

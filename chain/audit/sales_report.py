@@ -4,8 +4,10 @@ live session, as CSV, JSON or a chart.
 Only receipts of batches whose manifest rebuilds the committed root are counted (see
 :func:`chain.audit.verified.verified_batches`); a batch that does not verify is left out and
 named, so the report says it is incomplete rather than guessing. A receipt id committed more
-than once counts once, and the repeat is a finding. A refund counts under its own leaf's
-session, room and product, which the platform copies from the sale it refunds.
+than once counts once, and the repeat is a finding. A refund counts where its sale counted (the
+sale's anchor, product, room or session), whatever its own leaf names: a platform cannot move
+refunds to another session or anchor (``audit chain`` flags such a refund, ``refund-terms``).
+A refund whose sale is not (yet) counted counts under its own leaf's fields.
 
 :data:`BATCH_CHECKS` are the checks behind any figure counted from verified batches; ``export
 epcis`` runs them too.
@@ -37,7 +39,7 @@ Grouping = Literal["anchor", "product", "room", "session"]
 GROUPINGS: Final[tuple[Grouping, ...]] = get_args(Grouping)
 _SALE: Final = 0
 _NO_SESSION: Final = "(no session opened on chain)"
-_STATE_FORMAT: Final = "liveproof-sales-cursor/1"
+_STATE_FORMAT: Final = "liveproof-sales-cursor/2"
 
 #: The checks behind every figure counted from verified batches, by stable name.
 BATCH_CHECKS: Final = {
@@ -219,7 +221,8 @@ class SalesState:
     by: Grouping
     cursor: ScanCursor
     rows: dict[str, SalesRow] = field(default_factory=dict)
-    seen: set[bytes] = field(default_factory=set)
+    #: Every receipt id counted -> the row key a sale counted under ("" for a refund).
+    seen: dict[bytes, str] = field(default_factory=dict)
     batches: int = 0
     receipts: int = 0
     duplicates: int = 0
@@ -235,7 +238,7 @@ class SalesState:
                 "next_block": self.cursor.next_block,
                 "next_log_index": self.cursor.next_log_index,
                 "rows": [asdict(row) for row in self.rows.values()],
-                "seen": [rid.hex() for rid in self.seen],
+                "seen": {rid.hex(): key for rid, key in self.seen.items()},
                 "batches": self.batches,
                 "receipts": self.receipts,
                 "duplicates": self.duplicates,
@@ -258,7 +261,7 @@ class SalesState:
                 by=by,
                 cursor=ScanCursor(int(data["next_block"]), int(data["next_log_index"])),
                 rows={row.key: row for row in rows},
-                seen={bytes.fromhex(rid) for rid in data["seen"]},
+                seen={bytes.fromhex(rid): str(key) for rid, key in data["seen"].items()},
                 batches=int(data["batches"]),
                 receipts=int(data["receipts"]),
                 duplicates=int(data["duplicates"]),
@@ -291,8 +294,8 @@ def tally_sales(
     for batch in batches:
         report.batches += 1
         leaves = batch.leaves
-        for rid, kind, session, room, product, qty, price, currency in zip(
-            leaves.receipt_id, leaves.kind, leaves.session_id, leaves.room_id,
+        for rid, kind, ref, session, room, product, qty, price, currency in zip(
+            leaves.receipt_id, leaves.kind, leaves.refers_to, leaves.session_id, leaves.room_id,
             leaves.product_id, leaves.quantity, leaves.unit_price, leaves.currency, strict=True,
         ):  # fmt: skip
             report.receipts += 1
@@ -300,8 +303,12 @@ def tally_sales(
                 report.duplicates += 1
                 report.repeats.append(RepeatedReceipt(rid, batch.root, batch.block_number))
                 continue
-            seen.add(rid)
-            key, label = group(session, room, product)
+            sale_key = seen.get(ref) if kind != _SALE else None
+            if sale_key:  # a refund counts where its sale counted
+                key, label = sale_key, rows[sale_key].label
+            else:
+                key, label = group(session, room, product)
+            seen[rid] = key if kind == _SALE else ""
             row = rows.get(key)
             if row is None:
                 row = rows[key] = SalesRow(key, label)

@@ -52,12 +52,12 @@ class _Scene:
 
     room: bytes
     sessions: list[tuple[bytes, int]]  # (session id, opened at)
-    products: list[tuple[bytes, bytes]]  # (product id, endorsement id)
+    products: list[tuple[bytes, bytes]]  # (product id, endorsement id, zero for none)
     price: int
 
 
-#: One receipt in this many is a refund of an earlier sale; one sale in this many has no
-#: endorsement (the host sold it without endorsing it).
+#: One receipt in this many is a refund of an earlier sale; one sale in this many is of the
+#: product the host did not endorse (no promise binds it, so it names no endorsement).
 REFUND_EVERY = 20
 UNENDORSED_EVERY = 3
 
@@ -77,8 +77,10 @@ def _batch_leaves(
                            endorsement, 1,
                            scene.price, scene.sessions[session][1], buyer))  # fmt: skip
             continue
-        session, product = n % len(scene.sessions), n % len(scene.products)
-        endorsement = bytes(32) if n % UNENDORSED_EVERY == 0 else scene.products[product][1]
+        endorsed = len(scene.products) - 1  # the last product has no endorsement
+        session = n % len(scene.sessions)
+        product = endorsed if n % UNENDORSED_EVERY == 0 else n % endorsed
+        endorsement = scene.products[product][1]
         quantity = 1 + n % 3
         sold.append((rid, session, product, endorsement))
         values.append((rid, 0, bytes(32), scene.sessions[session][0], scene.products[product][0],
@@ -126,7 +128,7 @@ class BuiltChain:
 
 
 def build_chain(receipts: int, rpc_url: str, work: Path) -> BuiltChain:
-    """Deploy; register two products with a claim each, an anchor endorsing both and four
+    """Deploy; register three products with a claim each, an anchor endorsing two and four
     live sessions; commit ``receipts`` receipts (sales, and one refund in twenty) in batches
     of 1,024 with their manifests under ``work``; close the sessions with honest counts."""
     admin, brand, anchor, recorder = (account_from_key(k) for k in ANVIL_DEV_KEYS[:4])
@@ -142,11 +144,14 @@ def build_chain(receipts: int, rpc_url: str, work: Path) -> BuiltChain:
     now = int(w3.eth.get_block("latest")["timestamp"])
     room = label_hash("room")
     products: list[tuple[bytes, bytes]] = []
-    for gtin in (6_901_234_567_892, 6_901_234_567_885):
+    for gtin in (6_901_234_567_892, 6_901_234_567_885, 6_901_234_567_878):
         product = brands.register_product(ProductInput(gtin, f"Bench tea {gtin}", "", bytes(32)))
         claim = brands.add_claim(
             ClaimInput(product.value, label_hash("origin"), bytes(32), "", now + 86_400 * 365)
         )
+        if len(products) == 2:
+            products.append((product.value, bytes(32)))
+            continue
         terms = EndorsementTerms(
             product.value, claims_digest([claim.value]), room, True, 1_000, 12_800,
             b"CNY", now, now + 86_400 * 30,

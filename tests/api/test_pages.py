@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from web3 import Web3
 
 from api.committer import Committer
 from api.config import Settings
+from api.db import make_engine
 from api.pages import facts as facts_module
 from api.pages import i18n
 from api.pages.facts import claim_state
@@ -105,6 +107,7 @@ def test_anchor_profile_refund_rate_price_promise_and_overstated_sessions(
     client: TestClient,
     keys: Keys,
     world: World,
+    settings: Settings,
     committer: Committer,
     w3: Web3,
     deployment: Deployment,
@@ -113,9 +116,14 @@ def test_anchor_profile_refund_rate_price_promise_and_overstated_sessions(
     open_room_and_session(client, keys, world)
     endorsement_id = endorse(client, w3, deployment, accounts, world)["endorsement_id"]
     sold = post_order(client, keys, world, "a", quantity=4, endorsement_id=endorsement_id)
-    post_order(
-        client, keys, world, "b", quantity=1, unit_price=15_000, endorsement_id=endorsement_id
-    )
+    above = post_order(client, keys, world, "b", quantity=1, endorsement_id=endorsement_id)
+    # The service refuses a price above the promise; a dishonest platform edits its database
+    # before the commit (the committer builds leaves from the rows), as the audit must catch.
+    with make_engine(settings.database_url).begin() as conn:
+        conn.execute(
+            text("UPDATE receipts SET unit_price = 15000 WHERE receipt_id = :rid"),
+            {"rid": client.get(f"/v1/receipts/{above}").json()["receipt_id"]},
+        )
     client.post(
         "/v1/refunds",
         json={"receipt_code": sold, "quantity": 1},

@@ -295,7 +295,8 @@ def test_sales_under_a_revoked_or_expired_claim_are_caught(world: AuditWorld) ->
     world.commit(
         [world.sale(session, ordered_at=now + 1), world.sale(session, ordered_at=now + 900)]
     )
-    lines = assert_only(audit(world), "sale-claims")
+    # A tolerance past the later sale's date: only the claims are judged here.
+    lines = assert_only(audit(world, "--clock-tolerance", "1000"), "sale-claims")
     revoked = [x for x in lines if f"claim 0x{world.claim_ids[0].hex()}" in x and "revoked" in x]
     expired = [x for x in lines if f"claim 0x{short.hex()}" in x and "expired" in x]
     assert len(revoked) == 2  # the revoked claim covers both sales
@@ -312,7 +313,7 @@ def test_a_sale_above_the_promised_price_is_caught(world: AuditWorld) -> None:
         ]
     )
     (line,) = assert_only(audit(world), "sale-price")
-    assert line.endswith("at most 12800 CNY vs 12900 CNY")
+    assert f"at most 12800 CNY (endorsement 0x{endorsement.hex()}) vs 12900 CNY" in line
 
 
 def test_a_refund_with_no_sale_and_an_over_refund_are_caught(world: AuditWorld) -> None:
@@ -355,8 +356,9 @@ def test_orders_outside_their_session_are_caught(world: AuditWorld) -> None:
     closed = world.now()
     world.commit(
         [
-            world.sale(session, ordered_at=opened - 60),
-            world.sale(session, ordered_at=closed + 60),
+            world.sale(session, ordered_at=opened - 60),  # within the clock tolerance
+            world.sale(session, ordered_at=opened - 400),
+            world.sale(session, ordered_at=closed + 400),
             world.sale(label_hash("never-opened")),
         ]
     )
@@ -364,8 +366,8 @@ def test_orders_outside_their_session_are_caught(world: AuditWorld) -> None:
     assert result.exit_code == 1, result.output
     lines = fails(result, "order-in-session")
     assert len(lines) == 3, result.output
-    assert any(f"ordered at {opened - 60}" in x for x in lines)
-    assert any(f"ordered at {closed + 60}" in x for x in lines)
+    assert any(f"ordered at {opened - 400}" in x for x in lines)
+    assert any(f"ordered at {closed + 400}" in x for x in lines)
     assert any("a session opened on chain vs none" in x for x in lines)
 
 
@@ -582,12 +584,13 @@ def test_manifests_loaded_by_worker_processes_give_the_same_verdicts(
     assert report.stats["receipts"] == 9
 
 
-def test_an_api_gone_while_workers_load_exits_2(
+def test_an_api_gone_while_workers_load_fails_every_batch(
     world: AuditWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A source down for every batch hides nothing: each batch fails batch-manifest, exit 1
+    (never exit 2, which would look like the auditor's own mistake)."""
     session = world.open_session()
-    world.commit([world.sale(session)])
-    world.commit([world.sale(session)])
+    roots = [world.commit([world.sale(session)]) for _ in range(2)]
     monkeypatch.setattr(batch_loader, "POOL_AFTER", 0)  # the first batch already in a worker
     rpc = world.w3.provider.endpoint_uri  # type: ignore[attr-defined]
     dep = deployment_path(world.deployment.chain_id, _deployments_dir(world))
@@ -595,8 +598,11 @@ def test_an_api_gone_while_workers_load_exits_2(
         app,
         ["audit", "chain", "--rpc", rpc, "--deployment", str(dep), "--api", "http://127.0.0.1:9"],
     )
-    assert result.exit_code == 2, result.output
-    assert "cannot reach the API at http://127.0.0.1:9" in result.stderr
+    lines = assert_only(result, "batch-manifest")
+    assert len(lines) == 2
+    for root, line in zip(roots, lines, strict=True):
+        assert f"batch 0x{root.hex()}" in line
+        assert "http://127.0.0.1:9/v1/batches/" in line
 
 
 def _move_cursor(path: Path, next_block: int) -> None:
