@@ -324,3 +324,25 @@ def test_lone_surrogates_are_refused_and_nothing_is_written(
         problem = assert_problem(r, 422)
         assert problem["type"].endswith("validation-failed"), (path, problem)
     assert Written.take(settings, w3, accounts) == before
+
+
+@pytest.mark.parametrize("path", ["/v1/orders", "/v1/orders/bulk", "/v1/refunds", "/v1/rooms"])
+def test_a_body_nested_a_hundred_thousand_deep_is_refused_not_a_crash(
+    client: TestClient, keys: Keys, world: World, settings: Settings, path: str
+) -> None:
+    """py_ecc (through web3) raises the recursion limit to 100,000 on import; a JSON parser
+    recursing that deep overflows the C stack and kills the process. ``chain`` brings the
+    limit back, so this body is a 4xx like any other that is not JSON of the route's shape."""
+    import sys
+
+    from chain import RECURSION_LIMIT
+
+    assert sys.getrecursionlimit() <= RECURSION_LIMIT
+    open_room_and_session(client, keys, world)
+    depth = 100_000
+    body = ("[" * depth + "]" * depth).encode()
+    headers = {**keys.ingest, "Idempotency-Key": "deep", "Content-Type": "application/json"}
+    r = client.post(path, content=body, headers=headers)
+    assert 400 <= r.status_code < 500, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert rows(settings, "SELECT COUNT(*) FROM receipts") == [(0,)]
