@@ -16,14 +16,10 @@ import orjson
 from api.models import Batch, Receipt
 from api.models.common import unhex
 from api.receipt_codes import encode as encode_code
-from chain.errors import LiveProofError
+from chain.errors import LedgerInconsistencyError, LiveProofError
 from chain.merkle import process_proof, proof_from_tree
 from chain.proof_bundle import BUNDLE_FORMAT
 from chain.receipts import LEAF_TYPES, ReceiptKind, ReceiptLeaf
-
-
-class LedgerInconsistencyError(LiveProofError):
-    """The database no longer matches a committed tree, so no honest proof can be served."""
 
 
 def leaf_of(receipt: Receipt) -> ReceiptLeaf:
@@ -60,9 +56,15 @@ def batch_tree(batch: Batch) -> tuple[bytes, ...]:
 
 
 def receipt_proof(receipt: Receipt, batch: Batch) -> list[str]:
-    """The receipt's Merkle proof, read from its batch's tree."""
-    leaf = bytes.fromhex(receipt.leaf_hash[2:])
-    return ["0x" + node.hex() for node in proof_from_tree(batch_tree(batch), leaf)]
+    """The receipt's Merkle proof, read from its batch's tree (raises
+    :class:`LedgerInconsistencyError` when the tree does not hold the receipt's leaf)."""
+    try:
+        leaf = bytes.fromhex(receipt.leaf_hash[2:])
+        return ["0x" + node.hex() for node in proof_from_tree(batch_tree(batch), leaf)]
+    except (LiveProofError, ValueError, TypeError) as exc:
+        raise LedgerInconsistencyError(
+            f"receipt {receipt.receipt_id} in batch {batch.root}: {exc}"
+        ) from None
 
 
 def receipt_view(receipt: Receipt, batch: Batch | None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from chain.contract_errors import ContractError
-from chain.errors import RpcUnavailableError
+from chain.errors import LedgerInconsistencyError, RpcUnavailableError
 
 log = logging.getLogger("liveproof.api")
 
@@ -195,6 +195,18 @@ def _from_rpc(request: Request, _exc: Exception) -> Response:
     )
 
 
+def _from_inconsistency(request: Request, exc: Exception) -> Response:
+    # The operator must hear of it, but it is no crash: one line, no traceback.
+    log.error("ledger-inconsistent on %s: %s", request.url.path, exc)
+    return problem_response(
+        500,
+        "ledger-inconsistent",
+        "The platform's records no longer match the committed tree",
+        str(exc),
+        instance=request.url.path,
+    )
+
+
 def _from_anything(request: Request, _exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
@@ -209,4 +221,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _from_validation)
     app.add_exception_handler(ContractError, _from_contract)
     app.add_exception_handler(RpcUnavailableError, _from_rpc)
+    app.add_exception_handler(LedgerInconsistencyError, _from_inconsistency)
     app.add_exception_handler(Exception, _from_anything)

@@ -77,3 +77,8 @@ def _hex(value: bytes | str) -> str:
     if isinstance(value, bytes):
         return "0x" + value.hex()
     return value if value.startswith("0x") else "0x" + value
+
+
+class LedgerInconsistencyError(LiveProofError):
+    """Records (a platform's database) no longer match a committed tree, so no honest proof
+    can be served from them."""

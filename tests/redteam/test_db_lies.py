@@ -465,3 +465,25 @@ def test_a_batch_naming_another_ledger_or_chain(
     assert honest.proof(ids[0]).json()["ledger" if "ledger" in change else "chainId"] == next(
         iter(change.values())
     )
+
+
+def test_a_receipt_whose_leaf_is_not_in_its_batch_is_not_a_crash_on_any_route(
+    honest: Shop,
+    settings: Settings,
+    w3: Web3,
+    deployment: Deployment,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The row's amount and stored leaf hash are rewritten together after the commit, so the
+    leaf is in no committed tree: the receipt route, like the proof route, names the
+    inconsistency (500 ledger-inconsistent, one log line, no traceback) instead of failing
+    with an internal error."""
+    lie, _, _ = honest.commit(3)
+    with database(settings) as session:
+        row = receipt(session, lie)
+        row.unit_price += 1
+        rehash(row)
+    assert_caught(audit_db(settings, w3, deployment), "committed-on-chain")
+    code = encode(bytes.fromhex(lie[2:]))
+    assert_inconsistent(honest.client.get(f"/v1/receipts/{code}"), caplog, f"receipt {lie}")
+    assert_inconsistent(honest.proof(lie), caplog, f"receipt {lie}")
