@@ -22,9 +22,10 @@ from chain.artifacts import load_artifact
 from chain.clients.base import relayer_for
 from chain.deploy import DeployedContract, Deployment
 from scripts.cli import app
+from tests.audit.test_audit_chain import _day_terms, _forged_registry, audit
 from tests.audit.world import AuditWorld
 from tests.conftest import Accounts
-from tests.redteam.conftest import assert_caught, assert_clean
+from tests.redteam.conftest import assert_caught, assert_clean, fail_lines
 
 runner = CliRunner()
 
@@ -321,3 +322,28 @@ def test_an_admin_the_file_names_that_holds_nothing_fails(
     assert f"DEFAULT_ADMIN_ROLE held by {deployment.admin} (admin, file) vs not held by it" in (
         line
     )
+
+
+def test_a_registry_that_logs_an_endorsement_by_a_non_anchor(
+    world: AuditWorld, w3: Web3, accounts: Accounts, tmp_path: Path
+) -> None:
+    """The audited AnchorRegistry refuses an endorsement by an account that is not an anchor,
+    so the platform hands out a file naming a registry of its own that logs one."""
+    forged, sender, _ = _forged_registry(world, w3, accounts, tmp_path)
+    sender.transact(
+        forged.functions.endorseAs(
+            accounts.stranger.address, b"\x01" * 32, _day_terms(world).as_tuple()
+        )
+    )
+    contracts = dict(world.deployment.contracts)
+    contracts["AnchorRegistry"] = DeployedContract(
+        forged.address, contracts["AnchorRegistry"].tx_hash, 0, "", ""
+    )
+    file = tmp_path / "forged.json"
+    file.write_text(Deployment.to_json(replace(world.deployment, contracts=contracts)))
+    chain = audit(world, deployment=file)
+    assert "endorsement-signer" in {line.split()[1] for line in fail_lines(chain)}, chain.output
+    assert chain.exit_code == 1
+    forged_dep = Deployment.from_json(file.read_text())
+    lines = fail_lines(audit_contracts(w3, forged_dep, tmp_path))
+    assert any(line.startswith("FAIL: contract-code AnchorRegistry") for line in lines), lines

@@ -487,3 +487,14 @@ def test_a_receipt_whose_leaf_is_not_in_its_batch_is_not_a_crash_on_any_route(
     code = encode(bytes.fromhex(lie[2:]))
     assert_inconsistent(honest.client.get(f"/v1/receipts/{code}"), caplog, f"receipt {lie}")
     assert_inconsistent(honest.proof(lie), caplog, f"receipt {lie}")
+
+
+def test_orders_accepted_and_never_committed(
+    honest: Shop, settings: Settings, w3: Web3, deployment: Deployment
+) -> None:
+    """The platform takes the orders of a session it would rather not show and never lets
+    the committer seal them: they stay pending forever."""
+    honest.commit(2)
+    withheld = honest.place(2)
+    lines = assert_caught(audit_db(settings, w3, deployment, "--pending-after", "0"), "pending-age")
+    assert {line.split()[3].rstrip(":") for line in lines} == set(withheld)

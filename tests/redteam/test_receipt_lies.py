@@ -370,3 +370,14 @@ def test_a_refund_filed_under_another_anchors_session_still_counts_against_the_s
     assert (host["units_sold"], host["units_refunded"], host["net_units"]) == (3, 2, 1)
     assert world.accounts.anchor2.address not in rows
     assert_caught(audit(world), "refund-terms")
+
+
+def test_a_sale_under_a_claim_the_brand_revoked(world: AuditWorld) -> None:
+    """The brand revoked its origin claim (the inspection failed); the platform keeps selling
+    the product as if it stood."""
+    session = world.open_session()
+    world.revoke_claim(world.claim_ids[0])
+    time.sleep(1.1)
+    world.commit([world.sale(session)])
+    (line,) = assert_caught(audit(world), "sale-claims")
+    assert f"claim 0x{world.claim_ids[0].hex()} in force vs revoked at" in line
