@@ -22,7 +22,8 @@ from api.models import Outbox
 
 @dataclass
 class PendingGauge:
-    """Receipts waiting for a commit, re-counted at most once a second."""
+    """Receipts waiting for a commit, re-counted at most once a second (and counted up by
+    what this process accepts in between)."""
 
     engine: Engine
     _value: int = 0
@@ -41,6 +42,12 @@ class PendingGauge:
                         )
                     self._read_at = now
         return self._value
+
+    def add(self, accepted: int) -> None:
+        """Count receipts this process accepted since the last re-count, so that a burst
+        within one second cannot pass the bound by more than the other workers accept."""
+        with self._lock:
+            self._value += accepted
 
 
 @dataclass

@@ -95,8 +95,8 @@ class ChainEvent:
     log_index: int
     address: str
     #: The block's timestamp when the node puts it in the log (``blockTimestamp``: anvil,
-    #: geth 1.16+), else None (ask the block).
-    block_timestamp: int | None = None
+    #: geth 1.16+), else None (ask the block). Not part of the event's identity.
+    block_timestamp: int | None = field(default=None, compare=False)
 
     @property
     def position(self) -> tuple[int, int]:
@@ -411,6 +411,7 @@ def raw_log(log: Mapping[str, Any]) -> dict[str, Any]:
         "transactionHash": _hex_of(log["transactionHash"]),
         "logIndex": _qty(log["logIndex"]),
         "removed": bool(log.get("removed", False)),
+        **({"blockTimestamp": _qty(stamp)} if (stamp := log.get("blockTimestamp")) else {}),
     }
 
 

@@ -4,6 +4,7 @@ snapshot reverted after every test so tests never see each other's transactions.
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,9 @@ def _chain_snapshot(request: pytest.FixtureRequest) -> Iterator[None]:
     snapshot = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
     yield
     w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
+    # Reverting also winds the chain's clock back to the snapshot's: set it to the wall clock
+    # again, as a real chain's is, or every later test's block times lag its orders' times.
+    w3.provider.make_request("evm_setTime", [int(time.time())])  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -182,6 +182,8 @@ async def _write(state: AppState, job: WriteJob) -> Response:
     status, body = await asyncio.wrap_future(state.writer.submit(job))
     if status == 503:  # pragma: no cover - the writer never stores 503s
         raise ProblemError(503, "unavailable", "Try again")
+    if status == 201:
+        state.pending.add(len(job.items))
     if state.committer is not None and any(item.immediate for item in job.items):
         state.committer.wake()
     return Response(body, status_code=status, media_type="application/json")
