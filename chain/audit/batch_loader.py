@@ -49,9 +49,21 @@ def load_batch(source: ManifestSource, root: str) -> LoadedBatch:
         leaves = parse_leaves(manifest)
     except (ManifestError, RecursionError, MemoryError) as exc:
         return LoadedBatch(None, None, str(exc) or type(exc).__name__)
-    # The leaf hashes are not judged: not sent back (every other column is).
-    slim = replace(leaves, hashes=[])
-    return LoadedBatch(slim, leaves.root())
+    rebuilt = leaves.root()
+    # The leaf hashes are not judged: not sent back (every other column is). Columns that
+    # repeat a few values (a live room's session, products, endorsements) share one object per
+    # value: the batch pickles smaller, and the audit hashes each value once.
+    memo: dict[bytes, bytes] = {}
+
+    def shared(column: list[bytes]) -> list[bytes]:
+        return [memo.setdefault(v, v) for v in column]
+
+    slim = replace(
+        leaves, hashes=[], refers_to=shared(leaves.refers_to), room_id=shared(leaves.room_id),
+        session_id=shared(leaves.session_id), product_id=shared(leaves.product_id),
+        endorsement_id=shared(leaves.endorsement_id), currency=shared(leaves.currency),
+    )  # fmt: skip
+    return LoadedBatch(slim, rebuilt)
 
 
 _worker_source: ManifestSource | None = None

@@ -20,6 +20,8 @@ BLOOM_BITS: Final = 1 << 27
 #: 64-byte blocks (one cache line each), 512 bits.
 _BLOCK_BYTES: Final = 64
 _BLOCK_MASK: Final = np.uint64(BLOOM_BITS // 8 // _BLOCK_BYTES - 1)
+#: The three probes take 9 bits each of an id's second 8 bytes.
+_SHIFTS: Final = np.array([0, 9, 18], dtype=np.uint64)
 
 
 class BlockedBloom:
@@ -33,10 +35,9 @@ class BlockedBloom:
         """(byte index, bit mask) of the three probes of each id, one row per id."""
         words = np.frombuffer(b"".join(ids), dtype="<u8").reshape(-1, 4)
         block = (words[:, 0] & _BLOCK_MASK) * np.uint64(_BLOCK_BYTES)
-        spread = words[:, 1]
-        bits = np.stack([(spread >> np.uint64(9 * i)) & np.uint64(511) for i in range(3)], 1)
+        bits = (words[:, 1, None] >> _SHIFTS) & np.uint64(511)
         index = block[:, None] + (bits >> np.uint64(3))
-        mask = np.uint8(1) << (bits & np.uint64(7)).astype(np.uint8)
+        mask = np.left_shift(1, (bits & np.uint64(7)).astype(np.uint8), dtype=np.uint8)
         return index, mask
 
     def add_all(self, ids: Sequence[bytes]) -> None:
@@ -45,6 +46,16 @@ class BlockedBloom:
             return
         index, mask = self._probes(ids)
         np.bitwise_or.at(self.bits, index.ravel(), mask.ravel())
+
+    def add_and_check(self, ids: Sequence[bytes]) -> list[bool]:
+        """Add every id; for each, whether the filter may have held it before this call
+        (ids repeated within ``ids`` are not seen as held)."""
+        if not ids:
+            return []
+        index, mask = self._probes(ids)
+        found: list[bool] = ((self.bits[index] & mask) != 0).all(axis=1).tolist()
+        np.bitwise_or.at(self.bits, index.ravel(), mask.ravel())
+        return found
 
     def may_hold(self, ids: Sequence[bytes]) -> list[bool]:
         """For each id, whether the filter may hold it (False: certainly not)."""

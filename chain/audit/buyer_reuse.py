@@ -54,7 +54,7 @@ class BuyerReuse:
             if len(seen) > EXACT_LIMIT:
                 self._to_bloom()
             return
-        hits = bloom.may_hold(commitments)
+        hits = bloom.add_and_check(commitments)
         if not alone or any(hits):
             here: set[bytes] = set()
             for commitment, hit in zip(commitments, hits, strict=True):
@@ -62,7 +62,6 @@ class BuyerReuse:
                     repeats[commitment] += 1
                 else:
                     here.add(commitment)
-        bloom.add_all(commitments)
 
     def _to_bloom(self) -> None:
         # Imported here: numpy (and 16 MiB) only for audits past the exact limit.

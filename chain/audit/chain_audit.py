@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from web3 import Web3
 
@@ -60,6 +60,7 @@ DEFAULT_LATE_COMMIT_TOLERANCE = 3_600
 DEFAULT_REUSE_THRESHOLD = 5
 
 Progress = Callable[[str, int, int], None]
+T = TypeVar("T")
 
 
 def _hex(value: bytes) -> str:
@@ -360,63 +361,64 @@ class ChainAudit:
     def _receipts(self, state: LedgerState, leaves: Leaves, block: int, committed_at: int) -> None:
         """Judge one proven batch's receipts (committed in ``block`` at ``committed_at``).
 
-        A sale's verdict depends on its values but not on its id, quantity or buyer: sales
-        alike in session, product, endorsement, room, currency, time and price (most of a
-        batch, from one live room in a few seconds) are judged once per batch."""
-        session_no = self._session_no
-        product_no = self._product_no
+        A receipt's verdict depends on its values but not on its id, quantity or buyer:
+        receipts alike in kind, session, product, endorsement, room, currency, time and price
+        (most of a batch, from one live room in a few seconds) are judged once per batch, and
+        the batch's columns are then folded into the index at once."""
         index = state.index
         sales = index.sales
-        refunds = index.refunds
-        on_disk = index.on_disk(leaves.receipt_id) if index.has_disk else _NONE
-        net = state.net
-        checked = state.checked
         findings = state.findings
-        n_sales = n_refunds = n_endorsed = n_priced = 0
-        buyers: list[bytes] = []
-        verdicts: dict[tuple[Any, ...], _Verdict] = {}
-        rows = zip(
-            leaves.receipt_id, leaves.kind, leaves.refers_to, leaves.room_id, leaves.session_id,
-            leaves.product_id, leaves.endorsement_id, leaves.quantity, leaves.unit_price,
-            leaves.currency, leaves.ordered_at, leaves.buyer_commitment, strict=True,
+        rids, qtys = leaves.receipt_id, leaves.quantity
+        keys = list(zip(
+            leaves.kind, leaves.session_id, leaves.product_id, leaves.endorsement_id,
+            leaves.room_id, leaves.currency, leaves.ordered_at, leaves.unit_price, strict=True,
+        ))  # fmt: skip
+        buyers, refers_to = leaves.buyer_commitment, leaves.refers_to
+        if not self._all_new(index, rids):
+            rows = self._without_repeats(index, findings, rids)
+            rids, qtys = _pick(rids, rows), _pick(qtys, rows)
+            keys, buyers, refers_to = _pick(keys, rows), _pick(buyers, rows), _pick(refers_to, rows)
+        # Each distinct key numbered once (one tuple hash per receipt); the rest works on
+        # the numbers.
+        numbers: dict[tuple[Any, ...], int] = {}
+        codes = [numbers.setdefault(key, len(numbers)) for key in keys]
+        distinct = list(numbers)
+        verdicts = [self._judge(key, block, committed_at) for key in distinct]
+        if any(verdict.failures for verdict in verdicts):
+            for rid, code in zip(rids, codes, strict=True):
+                if failures := verdicts[code].failures:
+                    subject = f"receipt {_hex(rid)}"
+                    findings.extend(Finding(c, subject, e, f) for c, e, f in failures)
+        sale = [key[0] == _SALE for key in distinct]
+        packed = [verdict.packed for verdict in verdicts]
+        # Sales first: a refund later in the same batch then finds its sale.
+        sales.update(
+            {rid: qty | packed[code]
+             for rid, qty, code in zip(rids, qtys, codes, strict=True) if sale[code]}
         )  # fmt: skip
-        for rid, kind, ref, room, sess, prod, end, qty, price, cur, at, buyer in rows:
-            if rid in sales or rid in refunds or rid in on_disk:
-                findings.append(
-                    Finding("duplicate-receipt", f"receipt {_hex(rid)}", "one commit", "two")
-                )
-                continue
-            key = (kind, sess, prod, end, room, cur, at, price)
-            verdict = verdicts.get(key)
-            if verdict is None:
-                verdict = verdicts[key] = self._judge(key, block, committed_at)
-            if verdict.failures:
-                subject = f"receipt {_hex(rid)}"
-                findings.extend(Finding(c, subject, e, f) for c, e, f in verdict.failures)
-            if kind != _SALE:
-                n_refunds += 1
-                refunds.add(rid)
-                terms = RefundTerms(
-                    rid, ref, qty, session_no.get(sess, 0), product_no.get(prod, 0),
-                    int.from_bytes(cur, "big"), price, at,
-                )  # fmt: skip
-                if index.sale(ref) is not None:
-                    self._refund_into(state, findings, terms)
-                else:
-                    state.waiting.append(terms)
-                continue
-            n_sales += 1
-            n_endorsed += verdict.endorsed
-            n_priced += verdict.priced
-            buyers.append(buyer)
-            sales[rid] = qty | verdict.packed
-            net[sess] += qty
-        state.buyers.add(buyers)
+        units = [0] * len(distinct)
+        for qty, code in zip(qtys, codes, strict=True):
+            units[code] += qty
+        net = state.net
+        n_sales = n_endorsed = n_priced = 0
+        for code, count in Counter(codes).items():
+            if sale[code]:
+                verdict = verdicts[code]
+                n_sales += count
+                n_endorsed += count * verdict.endorsed
+                n_priced += count * verdict.priced
+                net[distinct[code][1]] += units[code]
+        state.buyers.add([b for b, code in zip(buyers, codes, strict=True) if sale[code]])
+        n_refunds = len(keys) - n_sales
+        if n_refunds:
+            self._refunds(state, [(rids[i], refers_to[i], qtys[i], keys[i])
+                                  for i, code in enumerate(codes) if not sale[code]])  # fmt: skip
+        checked = state.checked
         state.receipts += len(leaves)
         checked["duplicate-receipt"] += len(leaves)
-        checked["receipt-room"] += len(leaves)
-        checked["receipt-product"] += len(leaves)
-        checked["order-time"] += len(leaves)
+        checked["receipt-room"] += len(keys)
+        checked["receipt-product"] += len(keys)
+        checked["order-time"] += len(keys)
         checked["order-in-session"] += n_sales
         checked["sale-anchor"] += n_sales
         checked["late-commit"] += n_sales
@@ -425,6 +427,53 @@ class ChainAudit:
         checked["sale-endorsement"] += n_endorsed
         checked["sale-price"] += n_priced
         checked["refund-match"] += n_refunds
+
+    @staticmethod
+    def _all_new(index: ReceiptIndex, rids: list[bytes]) -> bool:
+        """True when no id of the batch was committed before or repeats within it."""
+        return (
+            len(set(rids)) == len(rids)
+            and index.sales.keys().isdisjoint(rids)
+            and index.refunds.isdisjoint(rids)
+            and not (index.has_disk and index.on_disk(rids))
+        )
+
+    @staticmethod
+    def _without_repeats(
+        index: ReceiptIndex, findings: list[Finding], rids: list[bytes]
+    ) -> list[int]:
+        """The positions of the batch's first sight of each new id; every repeat (of an id
+        committed before, or earlier in the batch) is a ``duplicate-receipt`` finding."""
+        on_disk = index.on_disk(rids) if index.has_disk else _NONE
+        seen: set[bytes] = set()
+        keep = []
+        for i, rid in enumerate(rids):
+            if rid in index.sales or rid in index.refunds or rid in on_disk or rid in seen:
+                findings.append(
+                    Finding("duplicate-receipt", f"receipt {_hex(rid)}", "one commit", "two")
+                )
+            else:
+                seen.add(rid)
+                keep.append(i)
+        return keep
+
+    def _refunds(
+        self, state: LedgerState, refunds: list[tuple[bytes, bytes, int, tuple[Any, ...]]]
+    ) -> None:
+        """Index a batch's refunds and judge each against its sale (or wait for the sale)."""
+        index = state.index
+        session_no, product_no = self._session_no, self._product_no
+        for rid, ref, qty, key in refunds:
+            _, sess, prod, _, _, cur, at, price = key
+            index.refunds.add(rid)
+            terms = RefundTerms(
+                rid, ref, qty, session_no.get(sess, 0), product_no.get(prod, 0),
+                int.from_bytes(cur, "big"), price, at,
+            )  # fmt: skip
+            if index.sale(ref) is not None:
+                self._refund_into(state, state.findings, terms)
+            else:
+                state.waiting.append(terms)
 
     def _judge(self, key: tuple[Any, ...], block: int, committed_at: int) -> _Verdict:
         """The verdict on a receipt with these values (all but its id, quantity and buyer),
@@ -618,6 +667,11 @@ class ChainAudit:
             report.warnings.append(
                 f"buyer-reuse {_hex(commitment)}: on {count} sales (threshold {threshold})"
             )
+
+
+def _pick(column: list[T], rows: list[int]) -> list[T]:
+    """The values of ``column`` at ``rows``."""
+    return [column[i] for i in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,13 +78,6 @@ def with_refunded(packed: int, units: int) -> int:
     return (packed & ~(_U32 << 32)) | (refunded << 32)
 
 
-def _split(packed: int) -> tuple[int, bytes]:
-    """(low 64 bits as SQLite's signed INTEGER, the rest as bytes)."""
-    low, high = packed & _U64, packed >> 64
-    signed = low - (1 << 64) if low >= 1 << 63 else low
-    return signed, high.to_bytes((high.bit_length() + 7) // 8, "little")
-
-
 def _join(units: int, terms: bytes) -> int:
     return (int(units) & _U64) | (int.from_bytes(terms, "little") << 64)
 
@@ -185,7 +178,13 @@ class ReceiptIndex:
         if own:
             db.execute("BEGIN")
         # In key order: B-tree pages are then filled one after another.
-        rows = [(rid, *_split(packed)) for rid, packed in sorted(sales.items())]
+        # Each entry as (low 64 bits as SQLite's signed INTEGER, the rest as bytes), inline:
+        # this runs for every entry, holding the GIL the audit's own thread needs.
+        rows = [
+            (rid, (p & _U64) - ((p >> 63 & 1) << 64),
+             (h := p >> 64).to_bytes((h.bit_length() + 7) >> 3, "little"))
+            for rid, p in sorted(sales.items())
+        ]  # fmt: skip
         db.executemany("INSERT OR REPLACE INTO sales VALUES (?, ?, ?)", rows)
         db.executemany("INSERT OR IGNORE INTO refunds VALUES (?)", [(r,) for r in refunds])
         if own:
@@ -247,7 +246,9 @@ class ReceiptIndex:
         bloom = self._bloom
         if bloom is None:
             return set()
-        found = {rid for rid in ids if rid in self._spilling or rid in self._spilling_refunds}
+        found = self._spilling.keys() & ids
+        if self._spilling_refunds:
+            found |= self._spilling_refunds.intersection(ids)
         maybe = [
             rid
             for rid, hit in zip(ids, bloom.may_hold(ids), strict=True)

@@ -188,11 +188,13 @@ def test_a_shadow_sale_ledger_fails_against_the_pinned_ledger(
     w3: Web3,
     accounts: Accounts,
     deployment: Deployment,
+    tmp_path: Path,
 ) -> None:
     """The platform deploys a genuine SaleLedger of its own and commits a root only there,
     out of the auditors' sight. The code is the audited code, so only the shopper's pinned
     ledger (the published deployment's) tells them apart."""
-    shadow_deployment, _ = deploy(w3, accounts.stranger, write=False)
+    # Its own directory: a deployment file left in the checkout must not be taken as this one.
+    shadow_deployment, _ = deploy(w3, accounts.stranger, directory=tmp_path, write=False)
     shadow = shadow_deployment.ledger(w3, relayer_for(w3, accounts.stranger))
     hidden = commit(shadow, 7, 4)
     bundle = hidden.bundle(0, shadow.address, honest["chainId"])
