@@ -73,7 +73,8 @@ def audit_chain_command(
         typer.Option(
             "--late-commit-tolerance",
             min=0,
-            help="Seconds after a session closed within which its sales may still be committed",
+            help="Seconds after a session closed, or after a sale's order time, within which "
+            "the sale may still be committed",
         ),
     ] = 3_600,
     reuse_threshold: Annotated[

@@ -524,6 +524,12 @@ class ChainAudit:
                      f"at {live.closed_at}, +{late_after} s)",
                      f"committed at {committed_at} (block {block})")
                 )  # fmt: skip
+            elif committed_at > at + late_after:
+                # Backdated: e.g. to before a promise was recorded, out of its reach.
+                failures.append(
+                    ("late-commit", f"committed by {at + late_after} (ordered at {at}, "
+                     f"+{late_after} s)", f"committed at {committed_at} (block {block})")
+                )  # fmt: skip
             binding = [
                 e for e in self._promises.get((live.anchor, prod, room), ())
                 if e.recorded_at <= at and e.valid_from <= at <= e.valid_until

@@ -32,7 +32,7 @@ CHAIN_CHECKS: Final = {
     "order-time": "no receipt is dated after the block that committed it (beyond the clock "
     "tolerance)",
     "late-commit": "no sale committed later than the late-commit tolerance after its session "
-    "closed (backfilled sales)",
+    "closed or after its own order time (backfilled or backdated sales)",
     "displayed-sales": "no closed session displayed more sales than its verified net sales",
     "deployment-origin": "each contract's creation block and transaction, found on the chain, "
     "are the deployment file's, and scans start at the earliest of them",

@@ -381,3 +381,19 @@ def test_a_sale_under_a_claim_the_brand_revoked(world: AuditWorld) -> None:
     world.commit([world.sale(session)])
     (line,) = assert_caught(audit(world), "sale-claims")
     assert f"claim 0x{world.claim_ids[0].hex()} in force vs revoked at" in line
+
+
+def test_a_sale_backdated_to_before_the_promise_was_made(world: AuditWorld) -> None:
+    """The host promises 12,800 at T; the platform sells at 19,900 and dates the sale just
+    before T, out of the promise's reach. The order time is the platform's word, but the
+    commit is the chain's: the backdating shows as a lag past the tolerance."""
+    session = world.open_session()
+    time.sleep(1.1)
+    before = world.now()
+    time.sleep(1.1)
+    world.endorse(unit_price=12_800)
+    time.sleep(2.1)
+    world.commit([world.sale(session, unit_price=19_900, ordered_at=before)])
+    assert_clean(audit(world))  # within the default hour: the promise is out of reach
+    (line,) = assert_caught(audit(world, "--late-commit-tolerance", "2"), "late-commit")
+    assert f"(ordered at {before}, +2 s)" in line
