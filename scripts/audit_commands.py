@@ -12,6 +12,11 @@ from typing import Annotated
 import typer
 
 from chain.audit.receipt_index import DEFAULT_MEMORY_LIMIT
+from chain.audit.tolerances import (
+    DEFAULT_CLOCK_TOLERANCE,
+    DEFAULT_LATE_COMMIT_TOLERANCE,
+    DEFAULT_REUSE_THRESHOLD,
+)
 from scripts.audit_contracts import audit_contracts_command
 from scripts.audit_options import (
     MANIFEST_MAX_BYTES,
@@ -67,7 +72,7 @@ def audit_chain_command(
             help="Seconds a receipt's time may stray past block times (session open and "
             "close, the committing block)",
         ),
-    ] = 300,
+    ] = DEFAULT_CLOCK_TOLERANCE,
     late_commit_tolerance: Annotated[
         int,
         typer.Option(
@@ -76,7 +81,7 @@ def audit_chain_command(
             help="Seconds after a session closed, or after a sale's order time, within which "
             "the sale may still be committed",
         ),
-    ] = 3_600,
+    ] = DEFAULT_LATE_COMMIT_TOLERANCE,
     reuse_threshold: Annotated[
         int,
         typer.Option(
@@ -84,7 +89,7 @@ def audit_chain_command(
             min=2,
             help="Sales under one buyer commitment from which a WARN line names it",
         ),
-    ] = 5,
+    ] = DEFAULT_REUSE_THRESHOLD,
     manifest_timeout: ManifestTimeout = MANIFEST_TIMEOUT,
     manifest_max_bytes: ManifestMaxBytes = MANIFEST_MAX_BYTES,
 ) -> None:
@@ -141,7 +146,7 @@ def audit_db_command(
             min=0,
             help="Seconds a database time may stray past now or past the committing block",
         ),
-    ] = 300,
+    ] = DEFAULT_CLOCK_TOLERANCE,
 ) -> None:
     """Reconcile the platform database with the chain.
 

@@ -35,10 +35,11 @@ from api.bundles import leaf_of
 from api.db import normalise_url
 from api.models import Batch, Receipt
 from api.models.receipts import BatchStatus, ReceiptStatus
-from chain.audit.chain_audit import DEFAULT_CLOCK_TOLERANCE, LEDGER_EVENTS, Progress
+from chain.audit.chain_audit import LEDGER_EVENTS, Progress
 from chain.audit.findings import CHAIN_CHECKS, AuditReport
 from chain.audit.origin import ORIGIN_CHECK, locate
 from chain.audit.state_files import check_resume_point, read_state, unusable, write_state
+from chain.audit.tolerances import DEFAULT_CLOCK_TOLERANCE
 from chain.clients.ledger import BatchState, SaleLedgerClient
 from chain.deploy import Deployment
 from chain.errors import (
@@ -83,11 +84,6 @@ SAVE_EVERY: Final = 5.0
 CONNECT_TIMEOUT: Final = 10
 #: Seconds a SQLite read waits for a writer's lock.
 SQLITE_TIMEOUT: Final = 30.0
-#: Seconds a platform clock may run ahead of the auditor's or the chain's before a timestamp
-#: counts as in the future (``future-time``) or after its commit (``before-commit``): the same
-#: default as ``audit chain --clock-tolerance``.
-CLOCK_TOLERANCE: Final = float(DEFAULT_CLOCK_TOLERANCE)
-
 _COMMITTED: Final = ReceiptStatus.COMMITTED.value
 _PENDING: Final = ReceiptStatus.PENDING.value
 _BATCH_COMMITTED: Final = BatchStatus.COMMITTED.value
@@ -283,7 +279,7 @@ def audit_db(
     cursor_file: Path | None = None,
     progress: Progress | None = None,
     now: float | None = None,
-    clock_tolerance: float = CLOCK_TOLERANCE,
+    clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE,
 ) -> AuditReport:
     """Reconcile the database at ``database_url`` with ``deployment``'s ledger.
 

@@ -8,16 +8,12 @@ with ``error: unusable bundle: <what>``; anything the chain contradicts is one
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from scripts.output import EXIT_FAILED, EXIT_USAGE, die, err_console, fail, ok
-
-#: The Python recursion limit while a bundle file is decoded (a bundle nests 3 levels).
-JSON_DEPTH = 1_000
 
 
 def read_bundle(bundle_file: Path) -> Any:
@@ -28,18 +24,14 @@ def read_bundle(bundle_file: Path) -> Any:
         die(f"cannot read {bundle_file}: {exc.strerror or exc}", EXIT_USAGE)
     except UnicodeDecodeError:
         die(f"unusable bundle: not UTF-8 text ({bundle_file})", EXIT_USAGE)
-    # py_ecc (imported with eth-account) raises the recursion limit to 100,000, past what the C
-    # stack holds: a deeply nested file would crash json's decoder instead of raising.
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(min(limit, JSON_DEPTH))
+    # Deep nesting raises RecursionError: ``chain`` keeps the recursion limit where the C
+    # stack holds it (see chain/__init__.py).
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         die(f"unusable bundle: not JSON: {exc.msg}, line {exc.lineno} ({bundle_file})")
     except RecursionError:
         die(f"unusable bundle: nested too deeply to be a proof bundle ({bundle_file})")
-    finally:
-        sys.setrecursionlimit(limit)
 
 
 def receipt_id_of(code: str) -> bytes:

@@ -7,6 +7,7 @@ that committed a receipt, the blocks that registered or removed an anchor.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Final
 
 from web3 import Web3
@@ -35,6 +36,14 @@ class BlockClock:
         if stamp is not None:
             return stamp
         return self.at(event.block_number)
+
+    def noting(self, events: Iterable[ChainEvent]) -> Iterator[ChainEvent]:
+        """``events`` unchanged, their block times (where the logs carry them) remembered."""
+        known = self._known
+        for event in events:
+            if event.block_timestamp is not None and len(known) < _CACHE_SIZE:
+                known[event.block_number] = event.block_timestamp
+            yield event
 
     def at(self, block: int) -> int:
         """The timestamp of block ``block``."""

@@ -28,17 +28,19 @@ from chain.audit.findings import CHAIN_CHECKS, AuditReport, Finding
 from chain.audit.manifests import Leaves, ManifestSource
 from chain.audit.origin import ORIGIN_CHECK, locate
 from chain.audit.receipt_index import (
-    CURRENCY_SHIFT,
     DEFAULT_MEMORY_LIMIT,
-    PRICE_SHIFT,
-    PRODUCT_SHIFT,
-    SESSION_SHIFT,
     ReceiptIndex,
     SaleTerms,
+    pack_sale,
     with_refunded,
 )
 from chain.audit.registry import REGISTRY_EVENTS, Claim, Endorsement, LiveSession, Registry
 from chain.audit.state_files import check_resume_point, parse_state, state_json, unusable
+from chain.audit.tolerances import (
+    DEFAULT_CLOCK_TOLERANCE,
+    DEFAULT_LATE_COMMIT_TOLERANCE,
+    DEFAULT_REUSE_THRESHOLD,
+)
 from chain.deploy import Deployment
 from chain.events import ChainEvent, EventReader, ScanCursor
 
@@ -51,13 +53,6 @@ _NONE: frozenset[bytes] = frozenset()
 _CHECKPOINT_SECONDS = 5.0
 #: (product, block) claim lists kept at most (sales without an endorsement add one per batch).
 _CLAIMS_CACHE_SIZE = 4_096
-#: Seconds a receipt's ``orderedAt`` (the platform's clock) may stray past the chain's block
-#: times: before its session opened, after it closed, after the block that committed it.
-DEFAULT_CLOCK_TOLERANCE = 300
-#: Seconds after its session closed within which a sale may still be committed.
-DEFAULT_LATE_COMMIT_TOLERANCE = 3_600
-#: Sales under one buyer commitment from which a ``WARN:`` line names it.
-DEFAULT_REUSE_THRESHOLD = 5
 
 Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
@@ -215,7 +210,7 @@ class ChainAudit:
         ``memory_limit`` receipt ids stay in memory, the rest on disk; ``jobs`` processes
         load the manifests (default: one per CPU). ``clock_tolerance`` seconds are allowed
         between the platform's clock and block times, ``late_commit_tolerance`` between a
-        session's close and the commit of its sales; a buyer commitment on
+        session's close (or a sale's order time) and the sale's commit; a buyer commitment on
         ``reuse_threshold`` sales or more gets a warning."""
         self.w3 = w3
         self.deployment = deployment
@@ -256,8 +251,14 @@ class ChainAudit:
         # From the chain, not the file: a file claiming a later block would hide early events.
         origin = locate(self.w3, self.deployment, block=latest)
         start = origin.start_block
+        # The clock keeps the events' block times: the anchors' and endorsements' blocks are
+        # then known without asking for their headers.
         self.registry = Registry.of(
-            reader.iter_events(start, end, names=REGISTRY_EVENTS, progress=self._step("registry"))
+            self.clock.noting(
+                reader.iter_events(
+                    start, end, names=REGISTRY_EVENTS, progress=self._step("registry")
+                )
+            )
         )
         self._index_registry()
         state = LedgerState.open(
@@ -470,8 +471,9 @@ class ChainAudit:
                 rid, ref, qty, session_no.get(sess, 0), product_no.get(prod, 0),
                 int.from_bytes(cur, "big"), price, at,
             )  # fmt: skip
-            if index.sale(ref) is not None:
-                self._refund_into(state, state.findings, terms)
+            sale = index.sale(ref)
+            if sale is not None:
+                self._refund_into(state, state.findings, terms, sale)
             else:
                 state.waiting.append(terms)
 
@@ -496,11 +498,9 @@ class ChainAudit:
                 ("order-time", f"ordered by {committed_at} (+{tolerance} s), when block {block} "
                  "committed it", f"ordered at {at}")
             )  # fmt: skip
-        packed = (
-            (at << 64) | (self._session_no.get(sess, 0) << SESSION_SHIFT)
-            | (self._product_no.get(prod, 0) << PRODUCT_SHIFT)
-            | (int.from_bytes(cur, "big") << CURRENCY_SHIFT) | (price << PRICE_SHIFT)
-        )  # fmt: skip
+        packed = pack_sale(
+            at, self._session_no.get(sess, 0), self._product_no.get(prod, 0), cur, price
+        )
         if kind != _SALE:
             return _Verdict(tuple(failures), packed, False, False)
         late_after = self.late_commit_tolerance
@@ -574,10 +574,11 @@ class ChainAudit:
                 return True
         return False
 
-    def _refund_into(self, state: LedgerState, findings: list[Finding], r: RefundTerms) -> None:
-        """Judge a refund against its sale and count it in the sale's session."""
-        packed = state.index.sale(r.sale_id)
-        assert packed is not None
+    def _refund_into(
+        self, state: LedgerState, findings: list[Finding], r: RefundTerms, packed: int
+    ) -> None:
+        """Judge a refund against its sale (``packed``: the sale's index entry) and count it in
+        the sale's session."""
         sale = SaleTerms.of(packed)
         subject = f"refund {_hex(r.refund_id)}"
         ids = self._session_ids
@@ -609,7 +610,7 @@ class ChainAudit:
         if session is not None:
             state.net[session] -= r.quantity
             state.refunded[session] += r.quantity
-        refunded = (packed >> 32) & 0xFFFF_FFFF
+        refunded = SaleTerms.of(packed).refunded
         if refunded > sale.quantity:
             findings.append(
                 Finding(
@@ -620,15 +621,15 @@ class ChainAudit:
 
     def _finish(self, state: LedgerState, report: AuditReport) -> None:
         for waiting in state.waiting:
-            if state.index.sale(waiting.sale_id) is not None:
-                self._refund_into(state, report.findings, waiting)
+            sale = state.index.sale(waiting.sale_id)
+            if sale is not None:
+                self._refund_into(state, report.findings, waiting, sale)
             else:
                 report.add(
                     "refund-match", f"refund {_hex(waiting.refund_id)}",
                     f"sale {_hex(waiting.sale_id)}", "none",
                 )  # fmt: skip
-        refunds_matched = state.checked["refund-match"]
-        report.checked["refund-terms"] += refunds_matched
+        report.checked["refund-terms"] += state.checked["refund-match"]
         report.checked["over-refund"] += state.index.refunded_sales()
         for endorsement, signer_ok in self.registry.endorsement_signers:
             report.checked["endorsement-signer"] += 1

@@ -72,6 +72,14 @@ class SaleTerms:
         )
 
 
+def pack_sale(ordered_at: int, session: int, product: int, currency: bytes, price: int) -> int:
+    """A sale's entry without its quantity (OR the quantity in): see :class:`SaleTerms`."""
+    return (
+        (ordered_at << 64) | (session << SESSION_SHIFT) | (product << PRODUCT_SHIFT)
+        | (int.from_bytes(currency, "big") << CURRENCY_SHIFT) | (price << PRICE_SHIFT)
+    )  # fmt: skip
+
+
 def with_refunded(packed: int, units: int) -> int:
     """``packed`` with ``units`` more refunded (saturating at 2**32 - 1: an over-refund anyway)."""
     refunded = min(((packed >> 32) & _U32) + units, _U32)

@@ -56,9 +56,18 @@ def post_order(client: TestClient, keys: Keys, world: World, key: str, **extra: 
 
 
 def endorse(
-    client: TestClient, w3: Web3, deployment: Deployment, accounts: Accounts, world: World
+    client: TestClient,
+    w3: Web3,
+    deployment: Deployment,
+    accounts: Accounts,
+    world: World,
+    **terms: Any,
 ) -> dict[str, Any]:
-    body = endorsement_body(w3, deployment, accounts.anchor, world.product_id, room_id="room-1")
+    """The anchor's endorsement of the world's product, recorded through the API (in room-1
+    unless ``terms`` say otherwise)."""
+    body = endorsement_body(
+        w3, deployment, accounts.anchor, world.product_id, **{"room_id": "room-1", **terms}
+    )
     r = client.post("/v1/endorsements", json=body)
     assert r.status_code == 201, r.text
     result: dict[str, Any] = r.json()

@@ -12,9 +12,9 @@ from web3 import Web3
 from api.config import Settings
 from chain.deploy import Deployment
 from tests.api.conftest import Keys, World
-from tests.api.test_endorsements import endorsement_body
 from tests.api.test_ingest import assert_problem, leaf_of_code, post_order, post_refund, row_counts
 from tests.api.test_orders import open_room_and_session, order
+from tests.api.test_pages import endorse
 from tests.conftest import Accounts
 
 
@@ -28,12 +28,8 @@ def _endorse(
     room: str = "room-1",
     price: int = 12_800,
 ) -> str:
-    body = endorsement_body(
-        w3, deployment, accounts.anchor, world.product_id, room_id=room, unit_price=price
-    )
-    r = client.post("/v1/endorsements", json=body)
-    assert r.status_code == 201, r.text
-    endorsement_id: str = r.json()["endorsement_id"]
+    recorded = endorse(client, w3, deployment, accounts, world, room_id=room, unit_price=price)
+    endorsement_id: str = recorded["endorsement_id"]
     return endorsement_id
 
 
